@@ -1,0 +1,153 @@
+//! `castellan.toml`: everything is optional; without a file, the dev defaults put a SoftHSM2 token, its PIN and
+//! the CA under the data directory.
+
+use anyhow::{Context, Result};
+use castellan_hsm::{HsmConfig, KeySpec, PinSource, SOFTHSM_MODULE, TokenSelector};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    /// Without an [hsm] section, Castellan runs on a SoftHSM2 dev token it creates under the data directory.
+    pub hsm: Option<HsmConfig>,
+    #[serde(default)]
+    pub ca: CaConfig,
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    pub root_subject: String,
+    pub root_key: String,
+    pub root_lifetime_days: u64,
+    pub intermediate_subject: String,
+    pub intermediate_key: String,
+    pub intermediate_lifetime_days: u64,
+    /// URLs embedded in leaf certificates (CRL distribution point, OCSP, caIssuers).
+    pub crl_url: Option<String>,
+    pub ocsp_url: Option<String>,
+    pub ca_issuers_url: Option<String>,
+    /// Per-profile maximum lifetimes in seconds, e.g. `{ "tls-server" = 7776000 }`.
+    pub max_lifetime_secs: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            root_subject: "CN=Castellan Root CA,O=Castellan".into(),
+            root_key: KeySpec::EcP384.name().into(),
+            root_lifetime_days: 3650,
+            intermediate_subject: "CN=Castellan Intermediate CA,O=Castellan".into(),
+            intermediate_key: KeySpec::EcP256.name().into(),
+            intermediate_lifetime_days: 1825,
+            crl_url: None,
+            ocsp_url: None,
+            ca_issuers_url: None,
+            max_lifetime_secs: Default::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// Names in the server's own TLS certificate.
+    pub tls_names: Vec<String>,
+    /// Lifetime of the server's own TLS certificate; it is renewed after two thirds of it.
+    pub tls_lifetime_secs: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            tls_lifetime_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// The settings in force: file, then command line, then defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub hsm: HsmSetting,
+    pub ca: CaConfig,
+    pub serve: ServeConfig,
+}
+
+#[derive(Clone, Debug)]
+pub enum HsmSetting {
+    /// A configured token, created by whoever runs the HSM.
+    Configured(HsmConfig),
+    /// The SoftHSM2 dev token under the data directory, created on first use.
+    Dev(DevToken),
+}
+
+#[derive(Clone, Debug)]
+pub struct DevToken {
+    pub softhsm_conf: PathBuf,
+    pub token_dir: PathBuf,
+    pub so_pin_file: PathBuf,
+    pub config: HsmConfig,
+}
+
+pub const DEV_TOKEN_LABEL: &str = "castellan-dev";
+
+impl Settings {
+    pub fn load(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Settings> {
+        let file = match config_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./var"));
+        let hsm = match file.hsm {
+            Some(config) => HsmSetting::Configured(config),
+            None => HsmSetting::Dev(dev_token(&data_dir)),
+        };
+        Ok(Settings { data_dir, hsm, ca: file.ca, serve: file.serve })
+    }
+
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
+    }
+
+    pub fn hsm_config(&self) -> &HsmConfig {
+        match &self.hsm {
+            HsmSetting::Configured(config) => config,
+            HsmSetting::Dev(dev) => &dev.config,
+        }
+    }
+}
+
+fn dev_token(data_dir: &Path) -> DevToken {
+    let hsm_dir = absolute(&data_dir.join("hsm"));
+    DevToken {
+        softhsm_conf: hsm_dir.join("softhsm2.conf"),
+        token_dir: hsm_dir.join("tokens"),
+        so_pin_file: hsm_dir.join("so.pin"),
+        config: HsmConfig {
+            module: PathBuf::from(SOFTHSM_MODULE),
+            token: TokenSelector::Label(DEV_TOKEN_LABEL.into()),
+            pin: PinSource::File(hsm_dir.join("user.pin")),
+        },
+    }
+}
+
+/// SoftHSM resolves its token directory relative to its own working directory: make paths absolute.
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_owned())
+    }
+}

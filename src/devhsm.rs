@@ -1,0 +1,67 @@
+//! The SoftHSM2 dev token: created under the data directory on first start, so `castellan serve` needs no set-up.
+//! Its PINs are random and kept in files readable only by their owner; a production deployment configures a real
+//! token in castellan.toml instead.
+
+use crate::config::{DEV_TOKEN_LABEL, DevToken};
+use anyhow::{Context, Result};
+use castellan_hsm::{PinSource, TokenSetup};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Points SoftHSM2 at the dev token directory. Must run before any thread starts: it sets an environment
+/// variable that SoftHSM reads when the module initialises.
+pub fn prepare_environment(dev: &DevToken) -> Result<()> {
+    castellan_hsm::write_softhsm_config(&dev.softhsm_conf, &dev.token_dir)
+        .with_context(|| format!("writing {}", dev.softhsm_conf.display()))?;
+    // SAFETY: called from main before the async runtime or any other thread exists.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &dev.softhsm_conf) };
+    Ok(())
+}
+
+/// Creates the dev token and its PIN files unless they exist.
+pub fn ensure_dev_token(dev: &DevToken) -> Result<()> {
+    let PinSource::File(user_pin_file) = &dev.config.pin else {
+        anyhow::bail!("the dev token keeps its PIN in a file");
+    };
+    if !user_pin_file.exists() {
+        write_secret_file(user_pin_file, &random_pin())?;
+    }
+    if !dev.so_pin_file.exists() {
+        write_secret_file(&dev.so_pin_file, &random_pin())?;
+    }
+    let user_pin = dev.config.pin.read()?;
+    let so_pin = PinSource::File(dev.so_pin_file.clone()).read()?;
+    let setup = castellan_hsm::ensure_token(&dev.config.module, DEV_TOKEN_LABEL, &so_pin, &user_pin)
+        .context("creating the SoftHSM2 dev token (is softhsm2 installed? scripts/install-deps)")?;
+    if setup == TokenSetup::Initialised {
+        tracing::info!(
+            token = DEV_TOKEN_LABEL,
+            dir = %dev.token_dir.display(),
+            "initialised the SoftHSM2 dev token (first start)"
+        );
+    }
+    Ok(())
+}
+
+fn random_pin() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..24).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
+}
+
+/// Writes a file only its owner can read, refusing to overwrite one that exists.
+fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

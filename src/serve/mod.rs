@@ -1,0 +1,104 @@
+//! `castellan serve`: the HTTPS front of the CA.
+
+mod routes;
+mod tls;
+
+use crate::authority::LoadedCa;
+use crate::config::Settings;
+use anyhow::{Context, Result};
+use castellan_hsm::Hsm;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// How long a client may take to finish the TLS handshake before its connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa) -> Result<()> {
+    let ca = Arc::new(ca);
+    let identity = {
+        let (hsm, ca, names, data_dir) =
+            (hsm.clone(), Arc::clone(&ca), settings.serve.tls_names.clone(), settings.data_dir.clone());
+        let lifetime = Duration::from_secs(settings.serve.tls_lifetime_secs);
+        tokio::task::spawn_blocking(move || tls::ServerIdentity::load_or_issue(hsm, ca, &names, lifetime, &data_dir))
+            .await??
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(identity.resolver());
+    tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    tokio::spawn(identity.renew_forever());
+
+    let app = routes::router(routes::AppState {
+        root_pem: ca.root_pem.clone(),
+        chain_pem: ca.chain_pem.clone(),
+        issuer: ca.intermediate.tbs_certificate.subject.to_string(),
+        token: hsm.token_label().to_owned(),
+    });
+    let listener = TcpListener::bind(settings.serve.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.serve.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "castellan is serving");
+    // A line on stdout that scripts and tests wait for (the port is chosen by the OS when :0 is asked for).
+    println!("listening on https://{address}");
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = ConnectionBuilder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,245 @@
+//! The server's own TLS certificate: a key in the token, a certificate from our own CA, renewed after two
+//! thirds of its life and swapped in without a restart.
+//!
+//! rustls signs handshakes through `HsmTlsKey`, so the TLS private key never leaves the token either. The
+//! signature is a blocking call on the connection's task; on SoftHSM it takes ~50 µs, about what a software
+//! ECDSA signature costs, so it is not moved to the blocking pool.
+
+use crate::authority::LoadedCa;
+use anyhow::{Context, Result};
+use castellan_ca::{IssuanceRequest, SanName};
+use castellan_hsm::{Hsm, HsmSignature, HsmSigner, KeySpec};
+use der::Encode;
+use der::asn1::{Ia5String, OctetString};
+use rustls::pki_types::CertificateDer;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::{CertifiedKey, Signer as TlsSigner, SigningKey};
+use rustls::{SignatureAlgorithm, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use x509_cert::builder::{Builder, RequestBuilder};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+/// An HSM key as a rustls signing key (ECDSA P-256 with SHA-256).
+#[derive(Debug)]
+struct HsmTlsKey(Arc<HsmSigner>);
+
+impl SigningKey for HsmTlsKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn TlsSigner>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(HsmTlsSigner(Arc::clone(&self.0))) as Box<dyn TlsSigner>)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+#[derive(Debug)]
+struct HsmTlsSigner(Arc<HsmSigner>);
+
+impl TlsSigner for HsmTlsSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.0.sign(message).map(|s| s.0).map_err(|e| rustls::Error::General(format!("HSM signature: {e}")))
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}
+
+/// Hands every handshake the current certificate; renewal replaces it.
+#[derive(Debug)]
+pub struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CurrentCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner())))
+    }
+}
+
+/// The served certificate as remembered across restarts (public data only: the key stays in the token).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Remembered {
+    key_label: String,
+    chain_pem: String,
+    not_before_unix: u64,
+    not_after_unix: u64,
+}
+
+impl Remembered {
+    fn renew_at(&self) -> SystemTime {
+        let life = self.not_after_unix.saturating_sub(self.not_before_unix);
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.not_before_unix + life * 2 / 3)
+    }
+}
+
+pub struct ServerIdentity {
+    hsm: Hsm,
+    ca: Arc<LoadedCa>,
+    names: Vec<SanName>,
+    lifetime: Duration,
+    state_file: PathBuf,
+    current: Arc<CurrentCertificate>,
+    remembered: Remembered,
+}
+
+impl ServerIdentity {
+    /// Reuses the remembered certificate when it is from this CA, its key is in the token and it is not yet due
+    /// for renewal; otherwise issues a new one.
+    pub fn load_or_issue(
+        hsm: Hsm,
+        ca: Arc<LoadedCa>,
+        names: &[String],
+        lifetime: Duration,
+        data_dir: &std::path::Path,
+    ) -> Result<ServerIdentity> {
+        let names = names.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>>>()?;
+        let state_file = data_dir.join("tls").join("server.json");
+        let remembered = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Remembered>(&text).ok())
+            .filter(|r| SystemTime::now() < r.renew_at() && r.chain_pem.ends_with(ca.issuer.chain_pem()))
+            .filter(|r| hsm.key_exists(&r.key_label).unwrap_or(false));
+        let remembered = match remembered {
+            Some(r) => {
+                tracing::info!(key = %r.key_label, "reusing the server's TLS certificate");
+                r
+            }
+            None => issue(&hsm, &ca, &names, lifetime)?,
+        };
+        let certified = certified_key(&hsm, &remembered)?;
+        let identity = ServerIdentity {
+            current: Arc::new(CurrentCertificate(RwLock::new(certified))),
+            hsm,
+            ca,
+            names,
+            lifetime,
+            state_file,
+            remembered,
+        };
+        identity.save()?;
+        Ok(identity)
+    }
+
+    pub fn resolver(&self) -> Arc<CurrentCertificate> {
+        Arc::clone(&self.current)
+    }
+
+    fn save(&self) -> Result<()> {
+        if let Some(dir) = self.state_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.state_file.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.remembered)?)?;
+        std::fs::rename(&tmp, &self.state_file)?;
+        Ok(())
+    }
+
+    /// Renews whenever the certificate is two thirds through its life; runs until the process ends.
+    pub async fn renew_forever(mut self) {
+        loop {
+            let wait = self.remembered.renew_at().duration_since(SystemTime::now()).unwrap_or_default();
+            // Wake at least every minute, so a suspended machine or a changed clock is noticed soon.
+            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+            if SystemTime::now() < self.remembered.renew_at() {
+                continue;
+            }
+            match self.renew().await {
+                Ok(()) => tracing::info!(key = %self.remembered.key_label, "renewed the server's TLS certificate"),
+                Err(e) => {
+                    tracing::error!(error = %e, "renewing the server's TLS certificate failed; retrying in 30s");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        }
+    }
+
+    async fn renew(&mut self) -> Result<()> {
+        let (hsm, ca, names, lifetime) = (self.hsm.clone(), Arc::clone(&self.ca), self.names.clone(), self.lifetime);
+        let fresh = tokio::task::spawn_blocking(move || issue(&hsm, &ca, &names, lifetime)).await??;
+        let certified = certified_key(&self.hsm, &fresh)?;
+        *self.current.0.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        let old = std::mem::replace(&mut self.remembered, fresh);
+        self.save()?;
+        // Handshakes already under way hold the old key's Arc; give them time before the key goes.
+        let hsm = self.hsm.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            if let Err(e) = hsm.run(move |hsm| hsm.destroy_key_pair(&old.key_label)).await {
+                tracing::warn!(error = %e, "could not remove the retired TLS key from the token");
+            }
+        });
+        Ok(())
+    }
+}
+
+fn parse_name(name: &str) -> Result<SanName> {
+    Ok(match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => SanName::Ip(ip),
+        Err(_) => SanName::Dns(name.to_ascii_lowercase()),
+    })
+}
+
+/// A new key in the token, a CSR signed by it, and a tls-server certificate from our CA.
+fn issue(hsm: &Hsm, ca: &LoadedCa, names: &[SanName], lifetime: Duration) -> Result<Remembered> {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?;
+    let label = format!("castellan-tls-{}-{}", now.as_secs(), now.subsec_nanos());
+    let key = hsm.generate_key_pair(&label, KeySpec::EcP256)?;
+    let signer = hsm.signer(key);
+    let csr = server_csr(&signer, names).context("building the server's CSR")?;
+    let issued = ca
+        .issuer
+        .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(lifetime) })
+        .context("issuing the server's TLS certificate")?;
+    let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    tracing::info!(serial = %issued.serial_hex, key = %label, "issued the server's TLS certificate");
+    Ok(Remembered {
+        key_label: label,
+        chain_pem: issued.chain_pem,
+        not_before_unix: unix(issued.not_before),
+        not_after_unix: unix(issued.not_after),
+    })
+}
+
+fn server_csr(signer: &HsmSigner, names: &[SanName]) -> Result<Vec<u8>> {
+    let subject = x509_cert::name::Name::default();
+    let mut builder = RequestBuilder::new(subject, signer)?;
+    let sans = names
+        .iter()
+        .map(|n| {
+            Ok(match n {
+                SanName::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
+                SanName::Uri(u) => GeneralName::UniformResourceIdentifier(Ia5String::new(u)?),
+                SanName::Ip(std::net::IpAddr::V4(v4)) => GeneralName::IpAddress(OctetString::new(v4.octets())?),
+                SanName::Ip(std::net::IpAddr::V6(v6)) => GeneralName::IpAddress(OctetString::new(v6.octets())?),
+            })
+        })
+        .collect::<Result<Vec<_>, der::Error>>()?;
+    builder.add_extension(&SubjectAltName(sans))?;
+    Ok(builder.build::<HsmSignature>()?.to_der()?)
+}
+
+fn certified_key(hsm: &Hsm, remembered: &Remembered) -> Result<Arc<CertifiedKey>> {
+    let key = hsm.find_key_pair(&remembered.key_label)?;
+    let chain = pem_certificates(&remembered.chain_pem)?;
+    let signing_key: Arc<dyn SigningKey> = Arc::new(HsmTlsKey(Arc::new(hsm.signer(key))));
+    Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
+}
+
+fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let mut out = Vec::new();
+    for block in pem.split_inclusive("-----END CERTIFICATE-----\n") {
+        if block.trim().is_empty() {
+            continue;
+        }
+        let (_, der) = der::pem::decode_vec(block.trim_start().as_bytes())
+            .map_err(|e| anyhow::anyhow!("server chain PEM: {e}"))?;
+        out.push(CertificateDer::from(der));
+    }
+    Ok(out)
+}

@@ -1,0 +1,128 @@
+//! Driving the real `castellan` binary and the real tools (curl, openssl) from tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn castellan() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_castellan"));
+    cmd.env("RUST_LOG", "info").env_remove("SOFTHSM2_CONF").env_remove("CASTELLAN_CONFIG");
+    cmd
+}
+
+/// Runs a command and returns its output, failing the test if it cannot start at all.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? scripts/install-deps test)"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs and asserts success; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "{cmd:?} failed:\nstdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A running `castellan serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub address: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, config: Option<&Path>) -> Server {
+        let mut cmd = castellan();
+        cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0");
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start castellan serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("listening on https://") {
+                    let _ = tx.send(address.to_owned());
+                }
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("castellan serve did not start:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
+            }
+        };
+        Server { child, address, stderr: log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.address, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        self.log()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET with curl, trusting `ca` (or nothing, with -k); returns (status line headers + body).
+pub fn curl(url: &str, ca: Option<&Path>) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-i"]);
+    match ca {
+        Some(ca) => cmd.arg("--cacert").arg(ca),
+        None => cmd.arg("-k"),
+    };
+    run(cmd.arg(url))
+}
+
+/// The serial of the certificate a TLS server presents, as openssl prints it.
+pub fn served_serial(address: &str) -> String {
+    let out = run(Command::new("openssl").args(["s_client", "-connect", address]).stdin(Stdio::null()));
+    let pem = text(&out.stdout);
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl x509");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(pem.as_bytes()).expect("write");
+    text(&child.wait_with_output().expect("openssl").stdout).trim().to_owned()
+}
+
+pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write test file");
+    path
+}
