@@ -151,3 +151,28 @@ pub fn absolute(path: &Path) -> PathBuf {
         std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in the README parses, so the README stays true.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let parsed: FileConfig = toml::from_str(&readme[start..end]).expect("README's castellan.toml parses");
+        let hsm = parsed.hsm.expect("an [hsm] section");
+        assert_eq!(hsm.token, TokenSelector::Label("castellan".into()));
+        assert_eq!(hsm.pin, PinSource::Env("CASTELLAN_HSM_PIN".into()));
+        assert_eq!(parsed.ca.max_lifetime_secs.get("tls-server"), Some(&7_776_000));
+        assert_eq!(parsed.serve.tls_lifetime_secs, 604_800);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("[serve]\nlisten_on = \"x\"\n").is_err());
+        assert!(toml::from_str::<FileConfig>("bogus = 1\n").is_err());
+    }
+}

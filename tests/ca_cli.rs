@@ -259,3 +259,55 @@ fn an_external_root_signs_our_intermediate() {
     );
     assert!(verified.contains("client.pem: OK"), "{verified}");
 }
+
+/// The production path: a token made by someone else (here softhsm2-util), named in castellan.toml, with the PIN
+/// in an environment variable; Castellan creates nothing in the data directory but its CA files.
+#[test]
+fn a_configured_token_with_the_pin_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens).expect("mkdir");
+    let conf = write(dir.path(), "softhsm2.conf", format!("directories.tokendir = {}\n", tokens.display()));
+    ok(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args([
+        "--init-token",
+        "--free",
+        "--label",
+        "ops-token",
+        "--pin",
+        "987654",
+        "--so-pin",
+        "12345678",
+    ]));
+    let config = write(
+        dir.path(),
+        "castellan.toml",
+        format!(
+            "data_dir = \"{}\"\n\n[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken = {{ label = \"ops-token\" }}\n\
+             pin = {{ env = \"OPS_HSM_PIN\" }}\n\n[ca]\nroot_subject = \"CN=Ops Root\"\nroot_key = \"rsa-3072\"\n",
+            dir.path().join("var").display()
+        ),
+    );
+    let init = |pin: Option<&str>| {
+        let mut cmd = castellan();
+        cmd.env("SOFTHSM2_CONF", &conf).args(["ca", "init", "--config"]).arg(&config);
+        match pin {
+            Some(pin) => cmd.env("OPS_HSM_PIN", pin),
+            None => cmd.env_remove("OPS_HSM_PIN"),
+        };
+        run(&mut cmd)
+    };
+    let no_pin = init(None);
+    assert!(!no_pin.status.success());
+    assert!(text(&no_pin.stderr).contains("OPS_HSM_PIN is not set"), "{}", text(&no_pin.stderr));
+    let wrong = init(Some("000000"));
+    assert!(!wrong.status.success());
+    assert!(text(&wrong.stderr).contains("rejected the PIN"), "{}", text(&wrong.stderr));
+
+    let out = init(Some("987654"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("CN=Ops Root"), "{}", text(&out.stdout));
+    assert!(!dir.path().join("var/hsm").exists(), "no dev token when a token is configured");
+    let root_text = openssl(dir.path(), &["x509", "-in", "var/ca/root.pem", "-noout", "-text"]);
+    assert!(root_text.contains("Public-Key: (3072 bit)"), "{root_text}");
+    assert!(root_text.contains("sha256WithRSAEncryption"), "{root_text}");
+}

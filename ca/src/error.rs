@@ -20,6 +20,8 @@ pub enum CaError {
     BadIdentifier(NameError),
     #[error("the {profile} profile does not allow {what}")]
     ProfileForbids { profile: &'static str, what: String },
+    #[error("{name} is outside the issuing CA's name constraints")]
+    OutsideNameConstraints { name: String },
     #[error("requested lifetime of {requested_secs}s exceeds the {profile} profile's maximum of {max_secs}s")]
     LifetimeTooLong { profile: &'static str, requested_secs: u64, max_secs: u64 },
     #[error("pre-issuance lint refused the certificate: {0}")]

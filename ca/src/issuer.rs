@@ -3,6 +3,7 @@
 //! The order of operations is the safety argument: everything about the certificate is decided and encoded
 //! first, the encoded TBSCertificate is linted, and only then is the HSM asked to sign those exact bytes.
 
+use crate::constraints::IssuerConstraints;
 use crate::csr::{SanName, VerifiedCsr, verify_csr};
 use crate::error::CaError;
 use crate::extensions::{
@@ -71,6 +72,8 @@ pub struct Issuer<S> {
     signature_algorithm: AlgorithmIdentifierOwned,
     /// AKI, CRL DP and AIA are the same in every leaf: computed once.
     issuer_extensions: Vec<Extension>,
+    /// The issuing certificate's name constraints, applied before anything is signed.
+    name_constraints: Option<IssuerConstraints>,
     profiles: Profiles,
     backdate: Duration,
     /// RSA-CRT signatures are checked after signing: a faulty one would leak the key (Lenstra's attack).
@@ -110,7 +113,9 @@ impl<S> Issuer<S> {
         }
         let issuer_kind = crate::key::classify(&certificate.tbs_certificate.subject_public_key_info)
             .map_err(|e| CaError::BadCaCertificate(e.to_string()))?;
+        let name_constraints = IssuerConstraints::from_certificate(&certificate)?;
         Ok(Issuer {
+            name_constraints,
             signature_algorithm: signer.signature_algorithm_identifier()?,
             signer,
             certificate,
@@ -168,6 +173,9 @@ impl<S> Issuer<S> {
             known: self.profiles.names().join(", "),
         })?;
         check_names(profile.kind, &csr.names)?;
+        if let Some(constraints) = &self.name_constraints {
+            csr.names.iter().try_for_each(|name| constraints.check(name))?;
+        }
         let lifetime = lifetime.unwrap_or(profile.max_lifetime);
         if lifetime > profile.max_lifetime {
             return Err(CaError::LifetimeTooLong {

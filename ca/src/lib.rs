@@ -3,6 +3,7 @@
 //! signs with a key in a PKCS#11 token (`castellan-hsm`) or with a software key in tests.
 
 pub mod authority;
+pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod error;

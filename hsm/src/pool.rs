@@ -69,6 +69,14 @@ impl SessionPool {
                 self.give_back(fresh, &result);
                 result
             }
+            // A token that lost our login (reset, idle timeout) hides private objects, so the symptom is an
+            // invalid key handle rather than CKR_USER_NOT_LOGGED_IN: log in again and retry once.
+            Err(e) if e.handle_is_stale() && !is_logged_in(&session) => {
+                tracing::warn!("PKCS#11 login was lost; logging in again");
+                let result = login(&session, &self.pin).and_then(|()| op(&session));
+                self.give_back(session, &result);
+                result
+            }
             result => {
                 self.give_back(session, &result);
                 result
@@ -117,6 +125,14 @@ impl SessionPool {
         let session = self.ctx.open_rw_session(self.slot).map_err(HsmError::pkcs11("C_OpenSession"))?;
         login(&session, &self.pin)?;
         Ok(session)
+    }
+}
+
+fn is_logged_in(session: &Session) -> bool {
+    use cryptoki::session::SessionState;
+    match session.get_session_info() {
+        Ok(info) => matches!(info.session_state(), SessionState::RoUser | SessionState::RwUser),
+        Err(_) => false,
     }
 }
 

@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 pub const TOKEN_LABEL: &str = "castellan-test";
 /// A second token no test logs in to with its right PIN, for wrong-PIN tests (login state is per token).
 pub const SPARE_TOKEN_LABEL: &str = "castellan-spare";
+/// A third token, for tests that log out (login state is shared by every session on a token).
+pub const RELOGIN_TOKEN_LABEL: &str = "castellan-relogin";
 pub const USER_PIN: &str = "test-user-pin-1234";
 const SO_PIN: &str = "test-so-pin-5678";
 
@@ -26,12 +28,21 @@ pub struct TestToken {
 impl TestToken {
     /// A configuration for the spare token with this PIN file contents.
     pub fn spare_config(&self, pin: &str) -> HsmConfig {
+        self.config_for(SPARE_TOKEN_LABEL, pin)
+    }
+
+    /// A configuration for the token tests may log out of.
+    pub fn relogin_config(&self) -> HsmConfig {
+        self.config_for(RELOGIN_TOKEN_LABEL, USER_PIN)
+    }
+
+    fn config_for(&self, label: &str, pin: &str) -> HsmConfig {
         let pin_file = self.dir.path().join(format!("spare-{}.pin", unique_suffix()));
         // The directory was just created by this process; failing to write into it is a broken test machine.
         std::fs::write(&pin_file, pin).expect("write spare PIN file");
         HsmConfig {
             module: self.config.module.clone(),
-            token: TokenSelector::Label(SPARE_TOKEN_LABEL.into()),
+            token: TokenSelector::Label(label.into()),
             pin: PinSource::File(pin_file),
         }
     }
@@ -64,7 +75,7 @@ pub fn shared() -> &'static TestToken {
         // reads the environment through this code path at the same time.
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
         let module = module_path();
-        for label in [TOKEN_LABEL, SPARE_TOKEN_LABEL] {
+        for label in [TOKEN_LABEL, SPARE_TOKEN_LABEL, RELOGIN_TOKEN_LABEL] {
             ensure_token(&module, label, SO_PIN, USER_PIN)
                 .unwrap_or_else(|e| panic!("create SoftHSM2 token {label} (is softhsm2 installed?): {e}"));
         }

@@ -49,6 +49,14 @@ impl Hsm {
         self.inner.pool.capacity()
     }
 
+    /// Logs the application out of the token, as a token reset or an idle timeout would: every session loses
+    /// its login. Only for tests of the pool's recovery.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn log_out_for_tests(&self) -> Result<()> {
+        self.with_session(|session| session.logout().map_err(HsmError::pkcs11("C_Logout")))
+    }
+
     pub(crate) fn with_session<T>(&self, op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
         self.inner.pool.with_session(op)
     }

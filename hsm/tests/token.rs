@@ -216,3 +216,16 @@ async fn async_callers_sign_off_the_runtime() {
         .expect("sign on the blocking pool");
     assert!(!sig.0.is_empty());
 }
+
+#[test]
+fn a_lost_login_is_recovered_by_the_pool() {
+    let hsm = Hsm::open(&testkit::shared().relogin_config()).expect("open");
+    let key = hsm.generate_key_pair(&testkit::unique_label("relogin"), KeySpec::EcP256).expect("generate");
+    let signer = hsm.signer(key);
+    signer.sign(b"before").expect("sign while logged in");
+    hsm.log_out_for_tests().expect("log out");
+    // The first sign after the logout meets CKR_USER_NOT_LOGGED_IN; the pool opens a new session, logs in
+    // again and retries, so the caller never sees it.
+    signer.sign(b"after").expect("sign after the login was lost");
+    signer.sign(b"and again").expect("still logged in");
+}
