@@ -92,15 +92,9 @@ impl CaFiles {
     }
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+/// Writes through a synced temporary file and a rename, so a crash leaves the old file or the new one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    crate::files::replace_durably(path, contents, 0o644).with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn ca_exists(settings: &Settings) -> bool {
@@ -115,8 +109,8 @@ fn name(subject: &str) -> Result<Name> {
     Name::from_str(subject).with_context(|| format!("{subject:?} is not a distinguished name (CN=...,O=...)"))
 }
 
-fn days(n: u64) -> Duration {
-    Duration::from_secs(n * 24 * 3600)
+fn days(n: u64) -> Result<Duration> {
+    n.checked_mul(24 * 3600).map(Duration::from_secs).with_context(|| format!("{n} days is too long a lifetime"))
 }
 
 /// Key labels carry the creation time so that a second ceremony (after the first one's files were removed)
@@ -164,7 +158,7 @@ pub fn init(settings: &Settings, hsm: &Hsm, options: &InitOptions) -> Result<Vec
     let root = castellan_ca::self_signed_root::<_, HsmSignature>(
         &root_signer,
         root_subject,
-        days(options.root_lifetime_days.unwrap_or(ca.root_lifetime_days)),
+        days(options.root_lifetime_days.unwrap_or(ca.root_lifetime_days))?,
     )?;
     let intermediate_key = hsm.generate_key_pair(&intermediate_label, intermediate_spec)?;
     let intermediate = castellan_ca::sign_intermediate::<_, HsmSignature>(
@@ -172,7 +166,7 @@ pub fn init(settings: &Settings, hsm: &Hsm, options: &InitOptions) -> Result<Vec
         &root,
         &intermediate_key.public_key,
         intermediate_subject,
-        days(options.intermediate_lifetime_days.unwrap_or(ca.intermediate_lifetime_days)),
+        days(options.intermediate_lifetime_days.unwrap_or(ca.intermediate_lifetime_days))?,
         &options.constraints,
     )?;
     write_atomic(&files.root(), certificate_pem(&root.to_der()?)?.as_bytes())?;

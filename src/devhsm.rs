@@ -5,8 +5,6 @@
 use crate::config::{DEV_TOKEN_LABEL, DevToken};
 use anyhow::{Context, Result};
 use castellan_hsm::{PinSource, TokenSetup};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Points SoftHSM2 at the dev token directory. Must run before any thread starts: it sets an environment
@@ -51,17 +49,8 @@ fn random_pin() -> String {
     (0..24).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
 }
 
-/// Writes a file only its owner can read, refusing to overwrite one that exists.
+/// Writes a file only its owner can read, whole or not at all, refusing to overwrite one that exists.
 fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
+    crate::files::create_secret_durably(path, contents.as_bytes())
+        .with_context(|| format!("creating {}", path.display()))
 }

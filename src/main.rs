@@ -3,6 +3,7 @@
 mod authority;
 mod config;
 mod devhsm;
+mod files;
 mod serve;
 
 use anyhow::{Context, Result};

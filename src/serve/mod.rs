@@ -7,7 +7,7 @@ use crate::authority::LoadedCa;
 use crate::config::Settings;
 use anyhow::{Context, Result};
 use castellan_hsm::Hsm;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
@@ -17,6 +17,10 @@ use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 10_000;
 
 pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa) -> Result<()> {
     let ca = Arc::new(ca);
@@ -50,9 +54,11 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa) -> Result<()> {
     // A line on stdout that scripts and tests wait for (the port is chosen by the OS when :0 is asked for).
     println!("listening on https://{address}");
 
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { break };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -67,16 +73,21 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa) -> Result<()> {
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
             let service = TowerToHyperService::new(app);
-            if let Err(e) = ConnectionBuilder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)))
+                .keep_alive_timeout(Duration::from_secs(20));
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -72,9 +72,11 @@ struct Remembered {
 }
 
 impl Remembered {
+    /// Two thirds into the certificate's life. Saturating: a corrupted state file means "renew now", not a panic.
     fn renew_at(&self) -> SystemTime {
         let life = self.not_after_unix.saturating_sub(self.not_before_unix);
-        SystemTime::UNIX_EPOCH + Duration::from_secs(self.not_before_unix + life * 2 / 3)
+        let at = self.not_before_unix.saturating_add(life / 3 * 2);
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(at)).unwrap_or(SystemTime::UNIX_EPOCH)
     }
 }
 
@@ -100,17 +102,25 @@ impl ServerIdentity {
     ) -> Result<ServerIdentity> {
         let names = names.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>>>()?;
         let state_file = data_dir.join("tls").join("server.json");
-        let remembered = std::fs::read_to_string(&state_file)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Remembered>(&text).ok())
-            .filter(|r| SystemTime::now() < r.renew_at() && r.chain_pem.ends_with(ca.issuer.chain_pem()))
-            .filter(|r| hsm.key_exists(&r.key_label).unwrap_or(false));
-        let remembered = match remembered {
+        let previous =
+            std::fs::read_to_string(&state_file).ok().and_then(|text| serde_json::from_str::<Remembered>(&text).ok());
+        let reusable = previous.clone().filter(|r| {
+            SystemTime::now() < r.renew_at()
+                && r.chain_pem.ends_with(ca.issuer.chain_pem())
+                && hsm.key_exists(&r.key_label).unwrap_or(false)
+        });
+        let remembered = match reusable {
             Some(r) => {
                 tracing::info!(key = %r.key_label, "reusing the server's TLS certificate");
                 r
             }
-            None => issue(&hsm, &ca, &names, lifetime)?,
+            None => {
+                let fresh = issue(&hsm, &ca, &names, lifetime)?;
+                if let Some(old) = previous {
+                    retire_key(&hsm, &old.key_label);
+                }
+                fresh
+            }
         };
         let certified = certified_key(&hsm, &remembered)?;
         let identity = ServerIdentity {
@@ -131,13 +141,7 @@ impl ServerIdentity {
     }
 
     fn save(&self) -> Result<()> {
-        if let Some(dir) = self.state_file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.state_file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.remembered)?)?;
-        std::fs::rename(&tmp, &self.state_file)?;
-        Ok(())
+        crate::authority::write_atomic(&self.state_file, &serde_json::to_vec_pretty(&self.remembered)?)
     }
 
     /// Renews whenever the certificate is two thirds through its life; runs until the process ends.
@@ -161,8 +165,18 @@ impl ServerIdentity {
 
     async fn renew(&mut self) -> Result<()> {
         let (hsm, ca, names, lifetime) = (self.hsm.clone(), Arc::clone(&self.ca), self.names.clone(), self.lifetime);
-        let fresh = tokio::task::spawn_blocking(move || issue(&hsm, &ca, &names, lifetime)).await??;
-        let certified = certified_key(&self.hsm, &fresh)?;
+        // Token calls stay off the runtime's worker threads.
+        let (fresh, certified) = tokio::task::spawn_blocking(move || {
+            let fresh = issue(&hsm, &ca, &names, lifetime)?;
+            match certified_key(&hsm, &fresh) {
+                Ok(certified) => Ok((fresh, certified)),
+                Err(e) => {
+                    retire_key(&hsm, &fresh.key_label);
+                    Err(e)
+                }
+            }
+        })
+        .await??;
         *self.current.0.write().unwrap_or_else(|p| p.into_inner()) = certified;
         let old = std::mem::replace(&mut self.remembered, fresh);
         self.save()?;
@@ -170,9 +184,7 @@ impl ServerIdentity {
         let hsm = self.hsm.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(30)).await;
-            if let Err(e) = hsm.run(move |hsm| hsm.destroy_key_pair(&old.key_label)).await {
-                tracing::warn!(error = %e, "could not remove the retired TLS key from the token");
-            }
+            let _ = tokio::task::spawn_blocking(move || retire_key(&hsm, &old.key_label)).await;
         });
         Ok(())
     }
@@ -185,11 +197,30 @@ fn parse_name(name: &str) -> Result<SanName> {
     })
 }
 
-/// A new key in the token, a CSR signed by it, and a tls-server certificate from our CA.
+/// Removes a TLS key the server no longer uses; a failure only leaves an unused key behind, so it is logged.
+fn retire_key(hsm: &Hsm, label: &str) {
+    if let Err(e) = hsm.destroy_key_pair(label) {
+        tracing::warn!(key = label, error = %e, "could not remove a retired TLS key from the token");
+    }
+}
+
+/// A new key in the token, a CSR signed by it, and a tls-server certificate from our CA. If anything after the
+/// key's creation fails, the key is removed again, so failing renewals cannot fill the token.
 fn issue(hsm: &Hsm, ca: &LoadedCa, names: &[SanName], lifetime: Duration) -> Result<Remembered> {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?;
     let label = format!("castellan-tls-{}-{}", now.as_secs(), now.subsec_nanos());
     let key = hsm.generate_key_pair(&label, KeySpec::EcP256)?;
+    issue_with_key(hsm, ca, names, lifetime, key).inspect_err(|_| retire_key(hsm, &label))
+}
+
+fn issue_with_key(
+    hsm: &Hsm,
+    ca: &LoadedCa,
+    names: &[SanName],
+    lifetime: Duration,
+    key: castellan_hsm::HsmKey,
+) -> Result<Remembered> {
+    let label = key.label.clone();
     let signer = hsm.signer(key);
     let csr = server_csr(&signer, names).context("building the server's CSR")?;
     let issued = ca

@@ -1,0 +1,66 @@
+//! Castellan's persistence: one `Store` over SQLite (the embedded default) or PostgreSQL (shared by replicas),
+//! chosen by the database URL. It holds the certificate inventory, the issuers, and the hash-chained audit log;
+//! the ACME, policy and distribution tables are in the schema for the issues that fill them.
+
+pub mod audit;
+mod db;
+mod error;
+pub mod inventory;
+
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod testkit;
+
+pub use db::{Backend, known_schema_version, redact};
+pub use error::{Result, StoreError};
+
+use sqlx::AnyPool;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, applies pending migrations, and refuses a schema newer than this build.
+    pub async fn open(url: &str) -> Result<Store> {
+        let max_connections = match Backend::from_url(url)? {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let (pool, backend) = db::connect(url, max_connections).await?;
+        db::migrate(&pool, backend).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, in Unix seconds, the store's unit of time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(feature = "testkit")]
+impl Store {
+    /// The pool itself, for tests that tamper behind the store's back.
+    #[doc(hidden)]
+    pub fn raw_pool_for_tests(&self) -> &AnyPool {
+        &self.pool
+    }
+}
