@@ -218,6 +218,8 @@ pub fn summary(role: &'static str, cert: &Certificate, key_label: &str) -> Resul
 /// The loaded CA: the issuer with its HSM signer, and the PEM the server publishes.
 pub struct LoadedCa {
     pub issuer: Issuer<HsmSigner>,
+    /// The intermediate's row in the store's issuers table (set once it is filed there).
+    pub issuer_id: i64,
     pub root: Certificate,
     pub intermediate: Certificate,
     pub root_pem: String,
@@ -251,7 +253,12 @@ pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let issuer = Issuer::new::<HsmSignature>(hsm.signer(key), vec![intermediate.clone()], &urls, profiles)?;
     let root_pem = certificate_pem(&root.to_der()?)?;
     let chain_pem = format!("{}{}", certificate_pem(&intermediate.to_der()?)?, root_pem);
-    Ok(LoadedCa { issuer, root, intermediate, root_pem, chain_pem })
+    Ok(LoadedCa { issuer, issuer_id: 0, root, intermediate, root_pem, chain_pem })
+}
+
+/// Which token keys the CA uses.
+pub fn state(settings: &Settings) -> Result<CaState> {
+    CaFiles::new(settings).load_state()
 }
 
 pub fn show(settings: &Settings, hsm: &Hsm) -> Result<Vec<CertificateSummary>> {

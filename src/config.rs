@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// sqlite://… (default: castellan.db in the data directory) or postgres://… (shared by replicas).
+    pub database_url: Option<String>,
     /// Without an [hsm] section, Castellan runs on a SoftHSM2 dev token it creates under the data directory.
     pub hsm: Option<HsmConfig>,
     #[serde(default)]
@@ -77,6 +79,7 @@ impl Default for ServeConfig {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    pub database_url: String,
     pub hsm: HsmSetting,
     pub ca: CaConfig,
     pub serve: ServeConfig,
@@ -101,7 +104,11 @@ pub struct DevToken {
 pub const DEV_TOKEN_LABEL: &str = "castellan-dev";
 
 impl Settings {
-    pub fn load(config_path: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Settings> {
+    pub fn load(
+        config_path: Option<&Path>,
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> Result<Settings> {
         let file = match config_path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -114,7 +121,10 @@ impl Settings {
             Some(config) => HsmSetting::Configured(config),
             None => HsmSetting::Dev(dev_token(&data_dir)),
         };
-        Ok(Settings { data_dir, hsm, ca: file.ca, serve: file.serve })
+        let database_url = database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", absolute(&data_dir.join("castellan.db")).display()));
+        Ok(Settings { data_dir, database_url, hsm, ca: file.ca, serve: file.serve })
     }
 
     pub fn ca_dir(&self) -> PathBuf {

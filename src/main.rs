@@ -4,11 +4,12 @@ mod authority;
 mod config;
 mod devhsm;
 mod files;
+mod records;
 mod serve;
 
 use anyhow::{Context, Result};
 use castellan_ca::{IssuanceRequest, NameConstraintSpec};
-use castellan_hsm::{Hsm, HsmSignature};
+use castellan_hsm::Hsm;
 use clap::{Args, Parser, Subcommand};
 use config::{HsmSetting, Settings};
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ struct Cli {
     /// Where Castellan keeps its state (the dev token, CA certificates).
     #[arg(long, global = true, env = "CASTELLAN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// sqlite://path (default: castellan.db in the data directory) or postgres://… shared by replicas.
+    #[arg(long, global = true, env = "CASTELLAN_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +44,25 @@ enum Command {
     /// Manage the certificate authority itself.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and report the first broken link (exit code 1 if any).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the most recent entries, newest first.
+    Tail {
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,30 +150,76 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let settings = Settings::load(cli.config.as_deref(), cli.data_dir)?;
+    let settings = Settings::load(cli.config.as_deref(), cli.data_dir, cli.database_url)?;
     // Before any thread exists: SoftHSM reads its configuration path from the environment.
     if let HsmSetting::Dev(dev) = &settings.hsm {
         devhsm::prepare_environment(dev)?;
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let store = runtime
+        .block_on(castellan_store::Store::open(&settings.database_url))
+        .with_context(|| format!("opening the database {}", castellan_store::redact(&settings.database_url)))?;
+    let ctx = Ctx { runtime, store, settings };
     match cli.command {
         Command::Serve { listen } => {
-            let mut settings = settings;
+            let mut ctx = ctx;
             if let Some(listen) = listen {
-                settings.serve.listen = listen;
+                ctx.settings.serve.listen = listen;
             }
-            let hsm = open_hsm(&settings)?;
-            if !authority::ca_exists(&settings) {
-                tracing::info!(dir = %settings.ca_dir().display(), "no CA yet: running the key ceremony (first start)");
-                let created = authority::init(&settings, &hsm, &authority::InitOptions::default())?;
+            let hsm = open_hsm(&ctx.settings)?;
+            if !authority::ca_exists(&ctx.settings) {
+                tracing::info!(dir = %ctx.settings.ca_dir().display(), "no CA yet: running the key ceremony (first start)");
+                let created = authority::init(&ctx.settings, &hsm, &authority::InitOptions::default())?;
                 for cert in &created {
                     tracing::info!(role = cert.role, subject = %cert.subject, sha256 = %cert.sha256_fingerprint, "created");
                 }
+                ctx.audit_ceremony("ca.init", &created)?;
             }
-            let ca = authority::load(&settings, &hsm)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::run(settings, hsm, ca))
+            let ca = ctx.load_ca(&hsm)?;
+            let Ctx { runtime, store, settings } = ctx;
+            runtime.block_on(serve::run(settings, hsm, ca, store))
         }
-        Command::Ca(command) => run_ca(&settings, command),
+        Command::Ca(command) => run_ca(&ctx, command),
+        Command::Audit(command) => run_audit(&ctx, command),
+    }
+}
+
+/// What every command shares: the settings, the database and a runtime to talk to it.
+struct Ctx {
+    runtime: tokio::runtime::Runtime,
+    store: castellan_store::Store,
+    settings: Settings,
+}
+
+impl Ctx {
+    /// The acting operator, for the audit log.
+    fn operator(&self) -> records::Actor {
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        records::Actor(format!("cli:{user}"))
+    }
+
+    fn audit_ceremony(&self, action: &str, created: &[authority::CertificateSummary]) -> Result<()> {
+        if created.is_empty() {
+            return Ok(());
+        }
+        let details = serde_json::to_value(created)?;
+        let subject = created.last().map(|c| c.subject.clone()).unwrap_or_default();
+        self.runtime.block_on(records::audit(&self.store, &self.operator(), action, &subject, details))
+    }
+
+    /// Loads the CA and files its certificates in the store.
+    fn load_ca(&self, hsm: &Hsm) -> Result<authority::LoadedCa> {
+        let mut ca = authority::load(&self.settings, hsm)?;
+        let state = authority::state(&self.settings)?;
+        ca.issuer_id = self.runtime.block_on(records::register_issuers(
+            &self.store,
+            &ca.root,
+            state.root_key.as_deref(),
+            &ca.intermediate,
+            &state.intermediate_key,
+            hsm.token_label(),
+        ))?;
+        Ok(ca)
     }
 }
 
@@ -161,7 +230,53 @@ fn open_hsm(settings: &Settings) -> Result<Hsm> {
     Hsm::open(settings.hsm_config()).context("opening the HSM token")
 }
 
-fn run_ca(settings: &Settings, command: CaCommand) -> Result<()> {
+fn run_audit(ctx: &Ctx, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify { json } => {
+            let report = ctx.runtime.block_on(ctx.store.audit_verify())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "entries": report.entries,
+                        "head_hash": hex::encode(report.head_hash),
+                        "intact": report.first_broken.is_none(),
+                        "first_broken": report.first_broken.as_ref().map(|b| serde_json::json!({"seq": b.seq, "reason": b.reason})),
+                    })
+                );
+            } else if let Some(broken) = &report.first_broken {
+                println!("audit log BROKEN at entry {}: {}", broken.seq, broken.reason);
+            } else {
+                println!("audit log intact: {} entries, head {}", report.entries, hex::encode(report.head_hash));
+            }
+            if report.first_broken.is_some() {
+                anyhow::bail!("the audit log's hash chain is broken");
+            }
+            Ok(())
+        }
+        AuditCommand::Tail { limit, json } => {
+            let entries = ctx.runtime.block_on(ctx.store.audit_tail(limit))?;
+            for e in entries {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+                            "subject": e.subject, "details": e.details, "hash": hex::encode(e.hash)})
+                    );
+                } else {
+                    let at = time::OffsetDateTime::from_unix_timestamp(e.at)
+                        .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+                        .unwrap_or_default();
+                    println!("{:>6}  {at}  {:<18} {:<24} {}  {}", e.seq, e.actor, e.action, e.subject, e.details);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_ca(ctx: &Ctx, command: CaCommand) -> Result<()> {
+    let settings = &ctx.settings;
     let hsm = open_hsm(settings)?;
     match command {
         CaCommand::Init(args) => {
@@ -182,7 +297,15 @@ fn run_ca(settings: &Settings, command: CaCommand) -> Result<()> {
                 intermediate_csr: args.intermediate_csr.clone(),
             };
             let created = authority::init(settings, &hsm, &options)?;
+            ctx.audit_ceremony("ca.init", &created)?;
             if let Some(path) = args.intermediate_csr {
+                ctx.runtime.block_on(records::audit(
+                    &ctx.store,
+                    &ctx.operator(),
+                    "ca.intermediate_csr",
+                    &path.display().to_string(),
+                    serde_json::json!({}),
+                ))?;
                 println!("intermediate key created in the token; CSR written to {}", path.display());
                 println!(
                     "have it signed by your root, then: castellan ca import --cert <intermediate.pem> --root <root.pem>"
@@ -191,16 +314,25 @@ fn run_ca(settings: &Settings, command: CaCommand) -> Result<()> {
             }
             print_summaries(&created, args.json)
         }
-        CaCommand::Import { cert, root } => print_summaries(&authority::import(settings, &hsm, &cert, &root)?, false),
+        CaCommand::Import { cert, root } => {
+            let imported = authority::import(settings, &hsm, &cert, &root)?;
+            ctx.audit_ceremony("ca.import", &imported)?;
+            ctx.load_ca(&hsm)?;
+            print_summaries(&imported, false)
+        }
         CaCommand::Show { json } => print_summaries(&authority::show(settings, &hsm)?, json),
         CaCommand::Issue { csr, profile, lifetime_secs } => {
-            let ca = authority::load(settings, &hsm)?;
+            let ca = std::sync::Arc::new(ctx.load_ca(&hsm)?);
             let csr = std::fs::read(&csr).with_context(|| format!("reading {}", csr.display()))?;
-            let issued = ca.issuer.issue::<HsmSignature>(&IssuanceRequest {
-                csr: &csr,
-                profile: &profile,
-                lifetime: lifetime_secs.map(Duration::from_secs),
-            })?;
+            let request =
+                IssuanceRequest { csr: &csr, profile: &profile, lifetime: lifetime_secs.map(Duration::from_secs) };
+            let issued = ctx.runtime.block_on(records::issue_recorded(
+                &ctx.store,
+                &ca,
+                request,
+                castellan_store::inventory::CertificateSource::ManagedInternal,
+                &ctx.operator(),
+            ))?;
             tracing::info!(serial = %issued.serial_hex, profile = %issued.profile, "issued");
             print!("{}", issued.chain_pem);
             Ok(())

@@ -129,7 +129,7 @@ where
         serial_number: random_serial(),
         signature: signer.signature_algorithm_identifier()?,
         issuer: subject.clone(),
-        validity: validity(now, now + lifetime)?,
+        validity: validity(now, end_of_lifetime(now, lifetime)?)?,
         subject,
         extensions: Some(vec![
             extension(&BasicConstraints { ca: true, path_len_constraint: None }, true)?,
@@ -140,7 +140,16 @@ where
         issuer_unique_id: None,
         subject_unique_id: None,
     };
-    Ok(sign_tbs(&tbs, signer)?.0)
+    let root = sign_tbs(&tbs, signer)?.0;
+    // A faulty RSA-CRT signature gives the key away (Lenstra's attack): check it before the root leaves here.
+    // A one-off ceremony, so every key type is checked, not only RSA.
+    verify_certificate_signature(&root, &root.tbs_certificate.subject_public_key_info)?;
+    Ok(root)
+}
+
+/// `now + lifetime`, or a typed error instead of SystemTime's overflow panic for an absurd configured lifetime.
+fn end_of_lifetime(now: SystemTime, lifetime: Duration) -> Result<SystemTime, CaError> {
+    now.checked_add(lifetime).ok_or(CaError::LifetimeOutOfRange { requested_secs: lifetime.as_secs() })
 }
 
 /// An intermediate certificate (pathLenConstraint 0) for `intermediate_key`, signed by the root.
@@ -163,7 +172,7 @@ where
     let now = SystemTime::now();
     // An intermediate never outlives its root: clients would reject the tail of its life anyway.
     let root_end = root.tbs_certificate.validity.not_after.to_system_time();
-    let not_after = (now + lifetime).min(root_end);
+    let not_after = end_of_lifetime(now, lifetime)?.min(root_end);
     let mut extensions = vec![
         extension(&BasicConstraints { ca: true, path_len_constraint: Some(0) }, true)?,
         extension(&ca_key_usage(), true)?,
@@ -185,7 +194,10 @@ where
         subject_unique_id: None,
         extensions: Some(extensions),
     };
-    Ok(sign_tbs(&tbs, root_signer)?.0)
+    let intermediate = sign_tbs(&tbs, root_signer)?.0;
+    // As for the root: a faulty signature (RSA-CRT) would leak the root key, so check it under the root's key.
+    verify_certificate_signature(&intermediate, &root.tbs_certificate.subject_public_key_info)?;
+    Ok(intermediate)
 }
 
 /// A CSR for an intermediate whose key is behind `signer`, for an external (enterprise) root to sign.

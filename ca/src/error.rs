@@ -24,6 +24,17 @@ pub enum CaError {
     OutsideNameConstraints { name: String },
     #[error("requested lifetime of {requested_secs}s exceeds the {profile} profile's maximum of {max_secs}s")]
     LifetimeTooLong { profile: &'static str, requested_secs: u64, max_secs: u64 },
+    #[error("a lifetime of {requested_secs}s ends beyond any date a certificate can hold")]
+    LifetimeOutOfRange { requested_secs: u64 },
+    #[error(
+        "the issuing CA certificate is not valid at the time of issuance (it is valid from {not_before} to {not_after})"
+    )]
+    IssuerNotValid { not_before: String, not_after: String },
+    #[error(
+        "the issuing CA certificate has {kind} name constraints, which Castellan does not check: refusing to issue \
+         a certificate clients might reject"
+    )]
+    UnsupportedNameConstraint { kind: &'static str },
     #[error("pre-issuance lint refused the certificate: {0}")]
     Lint(LintError),
     #[error("the signer's key does not match the issuing certificate")]

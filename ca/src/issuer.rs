@@ -44,7 +44,7 @@ pub struct IssuanceRequest<'a> {
     /// PKCS#10, DER or PEM.
     pub csr: &'a [u8],
     pub profile: &'a str,
-    /// Defaults to the profile's maximum.
+    /// Defaults to the profile's maximum. Cut short at the issuing certificate's notAfter.
     pub lifetime: Option<Duration>,
 }
 
@@ -62,6 +62,22 @@ pub struct Issued {
     pub tbs_sha256: [u8; 32],
     /// Leaf then the issuing chain, PEM (application/pem-certificate-chain).
     pub chain_pem: String,
+}
+
+/// A certificate decided, encoded and linted, waiting for its signature.
+#[derive(Clone, Debug)]
+pub struct PreparedCertificate {
+    /// The DER TBSCertificate the signer will sign, byte for byte.
+    pub tbs_der: Vec<u8>,
+    pub tbs_sha256: [u8; 32],
+    pub serial: SerialNumber,
+    pub serial_hex: String,
+    pub profile: ProfileKind,
+    pub names: Vec<SanName>,
+    pub subject: String,
+    pub spki_der: Vec<u8>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
 }
 
 /// An issuing CA: its certificate, the chain above it, and a signer holding its key.
@@ -155,7 +171,7 @@ impl<S> Issuer<S> {
         self.issue_verified(&csr, request.profile, request.lifetime, SystemTime::now())
     }
 
-    /// Issues for a CSR already verified (the ACME layer verifies at finalize, then issues asynchronously).
+    /// Issues for a CSR already verified: `prepare` then `sign_prepared`.
     pub fn issue_verified<Sig>(
         &self,
         csr: &VerifiedCsr,
@@ -168,6 +184,19 @@ impl<S> Issuer<S> {
         S::VerifyingKey: EncodePublicKey,
         Sig: SignatureBitStringEncoding,
     {
+        let prepared = self.prepare(csr, profile_name, lifetime, now)?;
+        self.sign_prepared(prepared)
+    }
+
+    /// Decides everything about the certificate and lints the encoded TBS, without touching the signer. The
+    /// caller records the serial and TBS hash (the inventory) before handing the result to `sign_prepared`.
+    pub fn prepare(
+        &self,
+        csr: &VerifiedCsr,
+        profile_name: &str,
+        lifetime: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<PreparedCertificate, CaError> {
         let profile = self.profiles.get(profile_name).ok_or_else(|| CaError::UnknownProfile {
             name: profile_name.to_owned(),
             known: self.profiles.names().join(", "),
@@ -184,30 +213,67 @@ impl<S> Issuer<S> {
                 max_secs: profile.max_lifetime.as_secs(),
             });
         }
+        // A certificate issued outside its issuer's validity fails in every client; say so instead.
+        let issuer_validity = &self.certificate.tbs_certificate.validity;
+        let issuer_not_after = issuer_validity.not_after.to_system_time();
+        if now < issuer_validity.not_before.to_system_time() || now > issuer_not_after {
+            return Err(CaError::IssuerNotValid {
+                not_before: issuer_validity.not_before.to_string(),
+                not_after: issuer_validity.not_after.to_string(),
+            });
+        }
         let not_before = now.checked_sub(self.backdate.min(lifetime / 2)).unwrap_or(now);
         // Both ends are inclusive (RFC 5280 §4.1.2.5, CA/B Forum BRs), as lint_tbs counts: a certificate valid
-        // for `lifetime` has notAfter = notBefore + lifetime - 1s.
-        let not_after = not_before + lifetime.saturating_sub(Duration::from_secs(1));
+        // for `lifetime` has notAfter = notBefore + lifetime - 1s. Checked: the lifetime comes from configuration,
+        // and SystemTime + Duration panics on overflow.
+        let not_after = not_before
+            .checked_add(lifetime.saturating_sub(Duration::from_secs(1)))
+            .ok_or(CaError::LifetimeOutOfRange { requested_secs: lifetime.as_secs() })?;
+        // A leaf never outlives its issuer: clients reject the chain once the issuer has expired, so the tail of
+        // its life would be a promise nobody keeps. It may come out shorter than asked, never longer, so the lint's
+        // maximum still holds.
+        let not_after = not_after.min(issuer_not_after);
         let serial = random_serial();
         let tbs = self.leaf_tbs(csr, profile, serial.clone(), not_before, not_after)?;
         let tbs_der = tbs.to_der()?;
 
         lint_tbs(&tbs_der, &lint_policy(profile))?;
 
-        let (certificate, der) = sign_tbs_der(&tbs_der, &self.signer)?;
+        Ok(PreparedCertificate {
+            serial_hex: serial_hex(&serial),
+            profile: profile.kind,
+            names: csr.names.clone(),
+            subject: tbs.subject.to_string(),
+            spki_der: tbs.subject_public_key_info.to_der()?,
+            not_before: tbs.validity.not_before.to_system_time(),
+            not_after: tbs.validity.not_after.to_system_time(),
+            tbs_sha256: Sha256::digest(&tbs_der).into(),
+            serial,
+            tbs_der,
+        })
+    }
+
+    /// Has the signer sign exactly the prepared (and linted) TBS bytes, and assembles the certificate.
+    pub fn sign_prepared<Sig>(&self, prepared: PreparedCertificate) -> Result<Issued, CaError>
+    where
+        S: CaSigner<Sig>,
+        S::VerifyingKey: EncodePublicKey,
+        Sig: SignatureBitStringEncoding,
+    {
+        let (certificate, der) = sign_tbs_der(&prepared.tbs_der, &self.signer)?;
         if self.verify_after_signing {
             verify_certificate_signature(&certificate, &self.certificate.tbs_certificate.subject_public_key_info)?;
         }
         let mut chain_pem = certificate_pem(&der)?;
         chain_pem.push_str(&self.chain_pem);
         Ok(Issued {
-            serial_hex: serial_hex(&serial),
-            serial,
-            profile: profile.kind,
-            names: csr.names.clone(),
-            not_before: certificate.tbs_certificate.validity.not_before.to_system_time(),
-            not_after: certificate.tbs_certificate.validity.not_after.to_system_time(),
-            tbs_sha256: Sha256::digest(&tbs_der).into(),
+            serial_hex: prepared.serial_hex,
+            serial: prepared.serial,
+            profile: prepared.profile,
+            names: prepared.names,
+            not_before: prepared.not_before,
+            not_after: prepared.not_after,
+            tbs_sha256: prepared.tbs_sha256,
             certificate,
             der,
             chain_pem,

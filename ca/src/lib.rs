@@ -22,6 +22,6 @@ pub use authority::{
 };
 pub use csr::{SanName, VerifiedCsr, verify_csr};
 pub use error::CaError;
-pub use issuer::{AuthorityUrls, IssuanceRequest, Issued, Issuer};
+pub use issuer::{AuthorityUrls, IssuanceRequest, Issued, Issuer, PreparedCertificate};
 pub use profile::{Profile, ProfileKind, Profiles};
 pub use sign::{CaSigner, certificate_pem, fingerprint_sha256};

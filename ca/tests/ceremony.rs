@@ -10,7 +10,7 @@ use castellan_ca::{
     intermediate_csr, self_signed_root, sign_intermediate,
 };
 use castellan_hsm::testkit;
-use castellan_hsm::{Hsm, HsmKey, HsmSignature, HsmSigner, KeySpec};
+use castellan_hsm::{Hsm, HsmKey, HsmPublicKey, HsmSignature, HsmSigner, KeySpec};
 use der::pem::LineEnding;
 use der::{DecodePem, EncodePem};
 use std::path::Path;
@@ -256,6 +256,72 @@ fn a_root_refuses_to_sign_with_a_key_that_is_not_its_own() {
         &NameConstraintSpec::default(),
     );
     assert!(matches!(result, Err(CaError::SignerMismatch)), "{result:?}");
+}
+
+/// A token signer whose signatures come out corrupted, as an RSA-CRT fault in the token would corrupt them.
+struct Faulty(HsmSigner);
+
+impl signature::Signer<HsmSignature> for Faulty {
+    fn try_sign(&self, message: &[u8]) -> Result<HsmSignature, signature::Error> {
+        let mut signature = self.0.try_sign(message)?;
+        if let Some(last) = signature.0.last_mut() {
+            *last ^= 1;
+        }
+        Ok(signature)
+    }
+}
+
+impl signature::Keypair for Faulty {
+    type VerifyingKey = HsmPublicKey;
+    fn verifying_key(&self) -> HsmPublicKey {
+        self.0.verifying_key()
+    }
+}
+
+impl spki::DynSignatureAlgorithmIdentifier for Faulty {
+    fn signature_algorithm_identifier(&self) -> spki::Result<spki::AlgorithmIdentifierOwned> {
+        self.0.signature_algorithm_identifier()
+    }
+}
+
+#[test]
+fn a_faulty_signature_never_leaves_the_ceremony() {
+    let (_, root_signer) = token_key("ceremony-faulty-root", KeySpec::EcP256);
+    let faulty = Faulty(root_signer);
+    let result = self_signed_root::<_, HsmSignature>(&faulty, name("CN=Faulty Root"), DAY);
+    assert!(matches!(result, Err(CaError::SignatureCheck(_))), "{result:?}");
+
+    // A good root, then a fault while signing the intermediate.
+    let root = self_signed_root::<_, HsmSignature>(&faulty.0, name("CN=Faulty Root"), DAY).expect("root");
+    let (intermediate_key, _) = token_key("ceremony-faulty-intermediate", KeySpec::EcP256);
+    let result = sign_intermediate::<_, HsmSignature>(
+        &faulty,
+        &root,
+        &intermediate_key.public_key,
+        name("CN=Faulty Intermediate"),
+        DAY,
+        &NameConstraintSpec::default(),
+    );
+    assert!(matches!(result, Err(CaError::SignatureCheck(_))), "{result:?}");
+}
+
+#[test]
+fn an_absurd_ceremony_lifetime_is_an_error_not_a_panic() {
+    let (_, root_signer) = token_key("ceremony-forever-root", KeySpec::EcP256);
+    let result = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), Duration::MAX);
+    assert!(matches!(result, Err(CaError::LifetimeOutOfRange { .. })), "{result:?}");
+
+    let root = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), DAY).expect("root");
+    let (intermediate_key, _) = token_key("ceremony-forever-intermediate", KeySpec::EcP256);
+    let result = sign_intermediate::<_, HsmSignature>(
+        &root_signer,
+        &root,
+        &intermediate_key.public_key,
+        name("CN=Forever Intermediate"),
+        Duration::MAX,
+        &NameConstraintSpec::default(),
+    );
+    assert!(matches!(result, Err(CaError::LifetimeOutOfRange { .. })), "{result:?}");
 }
 
 /// An external root made by the openssl CLI, as an enterprise PKI would hand us: `<stem>.pem` and `<stem>.key`.

@@ -835,6 +835,68 @@ fn a_lifetime_over_the_profile_maximum_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The issuer's own validity.
+
+#[test]
+fn issuance_outside_the_issuers_validity_is_refused() {
+    let ca = ca();
+    let csr = castellan_ca::verify_csr(&good_csr()).expect("CSR");
+    let validity = &ca.intermediate.tbs_certificate.validity;
+    let (start, end) = (validity.not_before.to_system_time(), validity.not_after.to_system_time());
+    for at in [start - Duration::from_secs(1), end + Duration::from_secs(1)] {
+        match ca.issuer.issue_verified::<HsmSignature>(&csr, "tls-server", Some(DAY), at) {
+            Err(CaError::IssuerNotValid { not_before, not_after }) => {
+                assert_eq!((not_before, not_after), (validity.not_before.to_string(), validity.not_after.to_string()));
+            }
+            other => panic!("issuing at {at:?}: {:?}", other.map(|i| i.serial_hex)),
+        }
+    }
+    // Both ends of the issuer's validity are inside it.
+    for at in [start, end] {
+        ca.issuer.issue_verified::<HsmSignature>(&csr, "tls-server", Some(DAY), at).expect("issue at the edges");
+    }
+}
+
+#[test]
+fn a_leaf_never_outlives_its_issuer() {
+    let ca = ca();
+    let csr = castellan_ca::verify_csr(&good_csr()).expect("CSR");
+    let issuer_end = ca.intermediate.tbs_certificate.validity.not_after.to_system_time();
+    let at = issuer_end - 10 * DAY;
+    let issued = ca.issuer.issue_verified::<HsmSignature>(&csr, "tls-server", Some(90 * DAY), at).expect("issue");
+    assert_eq!(issued.not_after, issuer_end, "notAfter is cut short at the issuer's");
+    assert_eq!(issued.not_before, at - BACKDATE, "notBefore is as usual");
+    verify_certificate_signature(&issued.certificate, &ca.intermediate.tbs_certificate.subject_public_key_info)
+        .expect("signature");
+}
+
+#[test]
+fn a_huge_configured_lifetime_is_cut_short_or_refused_never_a_panic() {
+    let ca = ca();
+    let issuer_with_max = |max: Duration| {
+        let mut profiles = Profiles::default();
+        profiles.set_max_lifetime(ProfileKind::TlsServer, max);
+        Issuer::new::<HsmSignature>(
+            hsm().signer(ca.intermediate_key.clone()),
+            vec![ca.intermediate.clone()],
+            &urls(),
+            profiles,
+        )
+        .expect("issuer")
+    };
+    let csr = good_csr();
+    let request = IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: None };
+    // A century fits in a SystemTime: the leaf ends with its issuer.
+    let issued = issuer_with_max(36525 * DAY).issue::<HsmSignature>(&request).expect("a century, cut short");
+    assert_eq!(issued.not_after, ca.intermediate.tbs_certificate.validity.not_after.to_system_time());
+    // Duration::MAX does not: a typed error, where `SystemTime + Duration` would panic.
+    match issuer_with_max(Duration::MAX).issue::<HsmSignature>(&request) {
+        Err(CaError::LifetimeOutOfRange { requested_secs }) => assert_eq!(requested_secs, u64::MAX),
+        other => panic!("{:?}", other.map(|i| i.serial_hex)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Concurrency.
 
 #[test]

@@ -69,6 +69,17 @@ impl HsmError {
         )
     }
 
+    /// The token says we are not logged in. Login state belongs to the application, not the session, so every
+    /// session on the token lost it at once: log in again rather than trying another session.
+    pub(crate) fn login_is_lost(&self) -> bool {
+        matches!(self.return_value(), Some(RvError::UserNotLoggedIn))
+    }
+
+    /// The device itself went away or failed: every session on it, idle ones included, is dead.
+    pub(crate) fn device_is_lost(&self) -> bool {
+        matches!(self.return_value(), Some(RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::DeviceError))
+    }
+
     /// The cached object handle went stale (token re-initialised, object re-created): find it again by label.
     pub(crate) fn handle_is_stale(&self) -> bool {
         matches!(self.return_value(), Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid))

@@ -167,23 +167,16 @@ impl Hsm {
         Ok(HsmKey { label: label.to_owned(), id, spec, public_key, private })
     }
 
-    /// Finds a key pair by label.
+    /// Finds a key pair by label: the private key with that label, and the public key with its label and CKA_ID.
     pub fn find_key_pair(&self, label: &str) -> Result<HsmKey> {
         let private = self
             .find_private_handle(label)?
             .ok_or_else(|| HsmError::KeyNotFound { label: label.to_owned(), class: "private key" })?;
         self.with_session(|session| {
-            let public = find_one(session, label, ObjectClass::PUBLIC_KEY)?
+            let id = object_id(session, private)?;
+            let public = find_public_half(session, label, &id)?
                 .ok_or_else(|| HsmError::KeyNotFound { label: label.to_owned(), class: "public key" })?;
             let spec = key_spec(session, public)?;
-            let id = match session
-                .get_attributes(private, &[AttributeType::Id])
-                .map_err(HsmError::pkcs11("C_GetAttributeValue"))?
-                .pop()
-            {
-                Some(Attribute::Id(id)) => id,
-                _ => Vec::new(),
-            };
             let public_key = read_public_key(session, public, spec)?;
             Ok(HsmKey { label: label.to_owned(), id, spec, public_key, private })
         })
@@ -198,10 +191,14 @@ impl Hsm {
     pub fn destroy_key_pair(&self, label: &str) -> Result<()> {
         let _one_writer = object_write_lock();
         self.with_session(|session| {
-            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
-                if let Some(handle) = find_one(session, label, class)? {
-                    session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject"))?;
-                }
+            // The pair is the private key and the public key that shares its label and CKA_ID, as in
+            // find_key_pair: another public key that merely has the same label is not ours to destroy.
+            let Some(private) = find_one(session, label, ObjectClass::PRIVATE_KEY)? else {
+                return Ok(());
+            };
+            let public = find_public_half(session, label, &object_id(session, private)?)?;
+            for handle in std::iter::once(private).chain(public) {
+                session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject"))?;
             }
             Ok(())
         })
@@ -257,6 +254,27 @@ pub(crate) fn find_one(session: &Session, label: &str, class: ObjectClass) -> Re
     let template = [Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())];
     let found = session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
     Ok(found.into_iter().next())
+}
+
+/// The public half of a key pair: the public key with the private key's label and CKA_ID. PKCS#11 has a key
+/// pair's two halves share a CKA_ID, and Castellan gives each pair a random one, so a stray public key that only
+/// shares the label is not mistaken for the pair's.
+fn find_public_half(session: &Session, label: &str, id: &[u8]) -> Result<Option<ObjectHandle>> {
+    let template = [
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ];
+    let found = session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+    Ok(found.into_iter().next())
+}
+
+/// An object's CKA_ID; empty when it has none.
+fn object_id(session: &Session, object: ObjectHandle) -> Result<Vec<u8>> {
+    match session.get_attributes(object, &[AttributeType::Id]).map_err(HsmError::pkcs11("C_GetAttributeValue"))?.pop() {
+        Some(Attribute::Id(id)) => Ok(id),
+        _ => Ok(Vec::new()),
+    }
 }
 
 fn random_id() -> Vec<u8> {
@@ -400,6 +418,44 @@ mod tests {
         assert_eq!(wrapped.len(), 67);
         assert_eq!(uncompressed_point(&wrapped, 32).ok(), Some(bare));
         assert!(uncompressed_point(&[0x04, 0x01, 0x02], 32).is_err());
+    }
+
+    /// Gives the public half of a fresh key pair the label `label`: a stray public key that only shares a label.
+    fn stray_public_key(hsm: &Hsm, label: &str) -> SubjectPublicKeyInfoOwned {
+        let stray = hsm.generate_key_pair(&crate::testkit::unique_label("stray"), KeySpec::EcP256).expect("generate");
+        hsm.with_session(|session| {
+            let public = find_public_half(session, &stray.label, &stray.id)?
+                .ok_or_else(|| HsmError::KeyNotFound { label: stray.label.clone(), class: "public key" })?;
+            let relabel = [Attribute::Label(label.as_bytes().to_vec())];
+            session.update_attributes(public, &relabel).map_err(HsmError::pkcs11("C_SetAttributeValue"))
+        })
+        .expect("relabel the stray public key");
+        stray.public_key
+    }
+
+    #[test]
+    fn a_stray_public_key_with_the_same_label_is_not_the_pairs() {
+        let hsm = &crate::testkit::shared().hsm;
+        let label = crate::testkit::unique_label("paired");
+        // The stray comes first, so a search by label alone meets it first.
+        let stray = stray_public_key(hsm, &label);
+        let key = hsm.generate_key_pair(&label, KeySpec::EcP256).expect("generate");
+        assert_ne!(key.public_key, stray);
+        let found = hsm.find_key_pair(&label).expect("find");
+        assert_eq!(found.public_key, key.public_key, "the public half is the one with the private key's CKA_ID");
+        assert_eq!(found.id, key.id);
+
+        hsm.destroy_key_pair(&label).expect("destroy");
+        assert!(!hsm.key_exists(&label).expect("look up"));
+        let left = hsm
+            .with_session(|session| {
+                let template = [Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(label.as_bytes().to_vec())];
+                let handles = session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+                handles.into_iter().map(|h| object_id(session, h)).collect::<Result<Vec<_>>>()
+            })
+            .expect("remaining public keys");
+        assert_eq!(left.len(), 1, "only the pair's public key is destroyed");
+        assert_ne!(left[0], key.id);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use crate::error::{HsmError, Result};
 use crate::keys::find_one;
 use crate::token::Hsm;
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
@@ -86,11 +87,15 @@ impl Hsm {
         let aad = associated_data(purpose, owner, &kek.id);
         let mut iv = [0u8; IV_LEN];
         rand::rngs::OsRng.fill_bytes(&mut iv);
-        let ciphertext = self.with_session(|s| {
+        let (iv, ciphertext) = self.with_session(|s| {
             let mut iv_copy = iv;
             let params =
                 GcmParams::new(&mut iv_copy, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("CK_GCM_PARAMS"))?;
-            s.encrypt(&Mechanism::AesGcm(params), kek.handle, secret).map_err(HsmError::pkcs11("C_Encrypt"))
+            let ciphertext =
+                s.encrypt(&Mechanism::AesGcm(params), kek.handle, secret).map_err(HsmError::pkcs11("C_Encrypt"))?;
+            // A module that generates IVs itself (FIPS mode: SP 800-38D §8.2) writes the IV it used into pIv;
+            // store that one, or the secret could never be opened.
+            Ok((iv_copy, ciphertext))
         })?;
         let mut sealed = Vec::with_capacity(MAGIC.len() + 1 + kek.id.len() + IV_LEN + ciphertext.len());
         sealed.extend_from_slice(MAGIC);
@@ -122,8 +127,22 @@ impl Hsm {
                 GcmParams::new(&mut iv_copy, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("CK_GCM_PARAMS"))?;
             match s.decrypt(&Mechanism::AesGcm(params), kek.handle, ciphertext) {
                 Ok(plain) => Ok(Some(plain)),
-                // A failed tag check is an answer about the data, not a broken session.
-                Err(_) => Ok(None),
+                // A failed tag check is an answer about the data, not a broken session. PKCS#11 says so with
+                // CKR_ENCRYPTED_DATA_INVALID (or _LEN_RANGE, judged on the length alone), or since v3.0 with
+                // CKR_AEAD_DECRYPT_FAILED (0x42, which cryptoki 0.12 does not name). SoftHSM2 2.6 says
+                // CKR_GENERAL_ERROR: its SymDecrypt maps every failed decryptFinal, the GCM tag check included, to
+                // it (seen in the tests). CKR_GENERAL_ERROR is not a session error, so counting it as "does not
+                // open" costs no recovery; it only hides a genuine general failure behind SealOpenFailed.
+                Err(CkError::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::UnknownErrorCode(0x42)
+                    | RvError::GeneralError,
+                    _,
+                )) => Ok(None),
+                // Anything else is about the token or the session (a lost login, a removed device, a stale KEK
+                // handle): pass it on, so the pool recovers and the caller does not blame the data.
+                Err(e) => Err(HsmError::pkcs11("C_Decrypt")(e)),
             }
         })?;
         plaintext.map(Zeroizing::new).ok_or(HsmError::SealOpenFailed)
@@ -138,4 +157,23 @@ fn associated_data(purpose: &str, owner: &str, kek_id: &[u8]) -> Vec<u8> {
         aad.extend_from_slice(field);
     }
     aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    #[test]
+    fn a_token_error_while_opening_is_not_blamed_on_the_data() {
+        let hsm = &testkit::shared().hsm;
+        let kek = hsm.create_kek(&testkit::unique_label("seal-stale")).expect("kek");
+        let sealed = hsm.seal(&kek, "leaf-key", "cert-1", b"secret").expect("seal");
+        // The KEK disappears from under its handle: the token, not the sealed data, is what failed.
+        hsm.with_session(|s| s.destroy_object(kek.handle).map_err(HsmError::pkcs11("C_DestroyObject")))
+            .expect("destroy the KEK");
+        let err = hsm.unseal(&kek, "leaf-key", "cert-1", &sealed).expect_err("the KEK is gone");
+        assert!(matches!(err, HsmError::Pkcs11 { operation: "C_Decrypt", .. }), "got {err:?}");
+        assert!(err.handle_is_stale(), "got {err:?}");
+    }
 }

@@ -224,8 +224,8 @@ fn a_lost_login_is_recovered_by_the_pool() {
     let signer = hsm.signer(key);
     signer.sign(b"before").expect("sign while logged in");
     hsm.log_out_for_tests().expect("log out");
-    // The first sign after the logout meets CKR_USER_NOT_LOGGED_IN; the pool opens a new session, logs in
-    // again and retries, so the caller never sees it.
+    // The first sign after the logout meets CKR_USER_NOT_LOGGED_IN (or, with the key hidden, an invalid key
+    // handle); the pool logs in again on the same session and retries, so the caller never sees it.
     signer.sign(b"after").expect("sign after the login was lost");
     signer.sign(b"and again").expect("still logged in");
 }

@@ -7,6 +7,7 @@ use crate::authority::LoadedCa;
 use crate::config::Settings;
 use anyhow::{Context, Result};
 use castellan_hsm::Hsm;
+use castellan_store::Store;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::service::TowerToHyperService;
@@ -22,15 +23,17 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 10_000;
 
-pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa) -> Result<()> {
+pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Result<()> {
     let ca = Arc::new(ca);
-    let identity = {
-        let (hsm, ca, names, data_dir) =
-            (hsm.clone(), Arc::clone(&ca), settings.serve.tls_names.clone(), settings.data_dir.clone());
-        let lifetime = Duration::from_secs(settings.serve.tls_lifetime_secs);
-        tokio::task::spawn_blocking(move || tls::ServerIdentity::load_or_issue(hsm, ca, &names, lifetime, &data_dir))
-            .await??
-    };
+    let identity = tls::ServerIdentity::load_or_issue(
+        hsm.clone(),
+        store.clone(),
+        Arc::clone(&ca),
+        &settings.serve.tls_names,
+        Duration::from_secs(settings.serve.tls_lifetime_secs),
+        &settings.data_dir,
+    )
+    .await?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -6,9 +6,12 @@
 //! ECDSA signature costs, so it is not moved to the blocking pool.
 
 use crate::authority::LoadedCa;
+use crate::records::{Actor, issue_recorded};
 use anyhow::{Context, Result};
 use castellan_ca::{IssuanceRequest, SanName};
 use castellan_hsm::{Hsm, HsmSignature, HsmSigner, KeySpec};
+use castellan_store::Store;
+use castellan_store::inventory::CertificateSource;
 use der::Encode;
 use der::asn1::{Ia5String, OctetString};
 use rustls::pki_types::CertificateDer;
@@ -82,6 +85,7 @@ impl Remembered {
 
 pub struct ServerIdentity {
     hsm: Hsm,
+    store: Store,
     ca: Arc<LoadedCa>,
     names: Vec<SanName>,
     lifetime: Duration,
@@ -93,8 +97,9 @@ pub struct ServerIdentity {
 impl ServerIdentity {
     /// Reuses the remembered certificate when it is from this CA, its key is in the token and it is not yet due
     /// for renewal; otherwise issues a new one.
-    pub fn load_or_issue(
+    pub async fn load_or_issue(
         hsm: Hsm,
+        store: Store,
         ca: Arc<LoadedCa>,
         names: &[String],
         lifetime: Duration,
@@ -104,10 +109,15 @@ impl ServerIdentity {
         let state_file = data_dir.join("tls").join("server.json");
         let previous =
             std::fs::read_to_string(&state_file).ok().and_then(|text| serde_json::from_str::<Remembered>(&text).ok());
+        let key_present = match &previous {
+            Some(r) => {
+                let label = r.key_label.clone();
+                hsm.run(move |hsm| hsm.key_exists(&label)).await.unwrap_or(false)
+            }
+            None => false,
+        };
         let reusable = previous.clone().filter(|r| {
-            SystemTime::now() < r.renew_at()
-                && r.chain_pem.ends_with(ca.issuer.chain_pem())
-                && hsm.key_exists(&r.key_label).unwrap_or(false)
+            key_present && SystemTime::now() < r.renew_at() && r.chain_pem.ends_with(ca.issuer.chain_pem())
         });
         let remembered = match reusable {
             Some(r) => {
@@ -115,15 +125,20 @@ impl ServerIdentity {
                 r
             }
             None => {
-                let fresh = issue(&hsm, &ca, &names, lifetime)?;
+                let fresh = issue(&hsm, &store, &ca, &names, lifetime).await?;
                 if let Some(old) = previous {
-                    retire_key(&hsm, &old.key_label);
+                    let hsm = hsm.clone();
+                    tokio::task::spawn_blocking(move || retire_key(&hsm, &old.key_label)).await?;
                 }
                 fresh
             }
         };
-        let certified = certified_key(&hsm, &remembered)?;
+        let certified = {
+            let (hsm, remembered) = (hsm.clone(), remembered.clone());
+            tokio::task::spawn_blocking(move || certified_key(&hsm, &remembered)).await??
+        };
         let identity = ServerIdentity {
+            store,
             current: Arc::new(CurrentCertificate(RwLock::new(certified))),
             hsm,
             ca,
@@ -164,17 +179,12 @@ impl ServerIdentity {
     }
 
     async fn renew(&mut self) -> Result<()> {
-        let (hsm, ca, names, lifetime) = (self.hsm.clone(), Arc::clone(&self.ca), self.names.clone(), self.lifetime);
+        let fresh = issue(&self.hsm, &self.store, &self.ca, &self.names, self.lifetime).await?;
         // Token calls stay off the runtime's worker threads.
-        let (fresh, certified) = tokio::task::spawn_blocking(move || {
-            let fresh = issue(&hsm, &ca, &names, lifetime)?;
-            match certified_key(&hsm, &fresh) {
-                Ok(certified) => Ok((fresh, certified)),
-                Err(e) => {
-                    retire_key(&hsm, &fresh.key_label);
-                    Err(e)
-                }
-            }
+        let hsm = self.hsm.clone();
+        let for_key = fresh.clone();
+        let certified = tokio::task::spawn_blocking(move || {
+            certified_key(&hsm, &for_key).inspect_err(|_| retire_key(&hsm, &for_key.key_label))
         })
         .await??;
         *self.current.0.write().unwrap_or_else(|p| p.into_inner()) = certified;
@@ -204,29 +214,38 @@ fn retire_key(hsm: &Hsm, label: &str) {
     }
 }
 
-/// A new key in the token, a CSR signed by it, and a tls-server certificate from our CA. If anything after the
-/// key's creation fails, the key is removed again, so failing renewals cannot fill the token.
-fn issue(hsm: &Hsm, ca: &LoadedCa, names: &[SanName], lifetime: Duration) -> Result<Remembered> {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?;
-    let label = format!("castellan-tls-{}-{}", now.as_secs(), now.subsec_nanos());
-    let key = hsm.generate_key_pair(&label, KeySpec::EcP256)?;
-    issue_with_key(hsm, ca, names, lifetime, key).inspect_err(|_| retire_key(hsm, &label))
-}
-
-fn issue_with_key(
+/// A new key in the token, a CSR signed by it, and a tls-server certificate from our CA, recorded in the
+/// inventory and the audit log like any other. If anything after the key's creation fails, the key is removed
+/// again, so failing renewals cannot fill the token.
+async fn issue(
     hsm: &Hsm,
-    ca: &LoadedCa,
+    store: &Store,
+    ca: &Arc<LoadedCa>,
     names: &[SanName],
     lifetime: Duration,
-    key: castellan_hsm::HsmKey,
 ) -> Result<Remembered> {
-    let label = key.label.clone();
-    let signer = hsm.signer(key);
-    let csr = server_csr(&signer, names).context("building the server's CSR")?;
-    let issued = ca
-        .issuer
-        .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(lifetime) })
-        .context("issuing the server's TLS certificate")?;
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?;
+    let label = format!("castellan-tls-{}-{}", now.as_secs(), now.subsec_nanos());
+    let csr = {
+        let (hsm, label, names) = (hsm.clone(), label.clone(), names.to_vec());
+        tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let key = hsm.generate_key_pair(&label, KeySpec::EcP256)?;
+            server_csr(&hsm.signer(key), &names)
+                .context("building the server's CSR")
+                .inspect_err(|_| retire_key(&hsm, &label))
+        })
+        .await??
+    };
+    let request = IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(lifetime) };
+    let actor = Actor("castellan:serve".into());
+    let issued = match issue_recorded(store, ca, request, CertificateSource::ManagedInternal, &actor).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            let (hsm, label) = (hsm.clone(), label.clone());
+            tokio::task::spawn_blocking(move || retire_key(&hsm, &label)).await?;
+            return Err(e.context("issuing the server's TLS certificate"));
+        }
+    };
     let unix = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     tracing::info!(serial = %issued.serial_hex, key = %label, "issued the server's TLS certificate");
     Ok(Remembered {

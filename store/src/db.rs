@@ -54,6 +54,9 @@ pub fn redact(url: &str) -> String {
 pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<(AnyPool, Backend)> {
     sqlx::any::install_default_drivers();
     let backend = Backend::from_url(url)?;
+    if backend == Backend::Sqlite {
+        create_parent_dir(url)?;
+    }
     let url = match backend {
         // Create the file on first use.
         Backend::Sqlite if !url.contains("mode=") => {
@@ -82,6 +85,22 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<(AnyPool,
         .connect_with(options)
         .await?;
     Ok((pool, backend))
+}
+
+/// SQLite creates the database file but not its directory.
+fn create_parent_dir(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Invalid {
+            what: "database path",
+            why: format!("cannot create {}: {e}", parent.display()),
+        })?;
+    }
+    Ok(())
 }
 
 /// Applies the migrations this build knows, after refusing a schema newer than them.

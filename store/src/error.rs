@@ -20,7 +20,14 @@ pub enum StoreError {
     #[error("the stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+// Not `#[from]`: the message already carries sqlx's text, and a source would make error reports repeat it.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
 }
 
 impl StoreError {

@@ -280,3 +280,74 @@ async fn events_with_nul_or_without_actor_are_refused_on_every_backend() {
         assert_eq!(t.store.audit_tail(1).await.expect("tail"), [e]);
     }
 }
+
+#[tokio::test]
+async fn verification_reads_across_pages_of_a_chain_built_from_the_documented_format() {
+    // More than one verification page (10,000 rows). The rows are built here from the documented format alone and
+    // inserted in bulk, which also shows another tool's chain is one the store accepts and continues.
+    const COUNT: i64 = 10_050;
+    const BATCH: i64 = 500;
+    for t in testkit::all().await {
+        let pool = t.store.raw_pool_for_tests();
+        let details = r#"{"k":"v"}"#;
+        let mut prev = GENESIS_HASH;
+        let mut start = 1;
+        while start <= COUNT {
+            let end = (start + BATCH - 1).min(COUNT);
+            let values: Vec<String> = (0..=end - start)
+                .map(|i| {
+                    let p = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at, actor, action, subject, details_json, prev_hash, hash) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for seq in start..=end {
+                let hash = audit::entry_hash(&prev, seq, 1_700_000_000 + seq, "tool", "bulk.load", "", details);
+                query = query
+                    .bind(seq)
+                    .bind(1_700_000_000 + seq)
+                    .bind("tool")
+                    .bind("bulk.load")
+                    .bind("")
+                    .bind(details)
+                    .bind(prev.to_vec())
+                    .bind(hash.to_vec());
+                prev = hash;
+            }
+            query.execute(pool).await.expect("bulk insert");
+            start = end + 1;
+        }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(COUNT)
+            .bind(prev.to_vec())
+            .execute(pool)
+            .await
+            .expect("set the head");
+
+        let v = t.store.audit_verify().await.expect("verify");
+        assert!(v.is_intact(), "{:?}: {:?}", t.store.backend(), v.first_broken);
+        assert_eq!((v.entries, v.head_hash), (COUNT, prev));
+        let next = t.store.audit_append(&event(0)).await.expect("append after the bulk load");
+        assert_eq!((next.seq, next.prev_hash), (COUNT + 1, prev));
+
+        drop_update_trigger(&t.store).await;
+        raw(&t.store, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 10005").await.expect("tamper");
+        let v = t.store.audit_verify().await.expect("verify");
+        assert_eq!(v.first_broken.map(|b| b.seq), Some(10_005));
+        assert_eq!(v.entries, COUNT + 1);
+    }
+}

@@ -79,7 +79,11 @@ impl Store {
                 .map(|(i, (c, _, _))| ((c.issuer_key_id.as_slice(), c.serial.as_str()), offset + i))
                 .collect();
             if returned.len() != chunk.len() {
-                return Err(StoreError::Corrupt(format!("inserted {} of {} certificates", returned.len(), chunk.len())));
+                return Err(StoreError::Corrupt(format!(
+                    "inserted {} of {} certificates",
+                    returned.len(),
+                    chunk.len()
+                )));
             }
             for row in &returned {
                 let (id, key_id, serial): (i64, Vec<u8>, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);

@@ -104,20 +104,27 @@ impl Store {
 
     /// Step two of issuance: the signed certificate. Only a pending row can be completed, and only once.
     pub async fn complete_certificate(&self, id: i64, certificate_der: &[u8], cert_sha256: &[u8]) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE certificates SET status = 'active', certificate_der = $1, cert_sha256 = $2, updated_at = $3 \
-             WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(certificate_der)
-        .bind(cert_sha256)
-        .bind(unix_now())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict { what: format!("certificate {id} is not pending") });
-        }
+        let mut tx = self.pool().begin().await?;
+        complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Step two of issuance with its audit entry, in one transaction: the certificate is on record exactly when
+    /// the log says it was issued.
+    pub async fn complete_certificate_audited(
+        &self,
+        id: i64,
+        certificate_der: &[u8],
+        cert_sha256: &[u8],
+        event: &crate::audit::AuditEvent,
+    ) -> Result<crate::audit::AuditEntry> {
+        let mut tx = self.pool().begin().await?;
+        complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
+        // Last before commit: appending holds the audit chain's lock until the transaction ends.
+        let entry = crate::audit::audit_append_in(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(entry)
     }
 
     /// Signing failed after the reservation: the serial stays used, the row says nothing was issued.
@@ -186,6 +193,28 @@ async fn insert_names(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, names:
             .bind(reversed)
             .execute(&mut **tx)
             .await?;
+    }
+    Ok(())
+}
+
+async fn complete_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    certificate_der: &[u8],
+    cert_sha256: &[u8],
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE certificates SET status = 'active', certificate_der = $1, cert_sha256 = $2, updated_at = $3 \
+         WHERE id = $4 AND status = 'pending'",
+    )
+    .bind(certificate_der)
+    .bind(cert_sha256)
+    .bind(unix_now())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict { what: format!("certificate {id} is not pending") });
     }
     Ok(())
 }

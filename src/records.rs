@@ -1,0 +1,144 @@
+//! What the CA does, written down: issuers and issued certificates in the inventory, every change in the audit
+//! log. Issuance is recorded in two steps around the HSM signature (see castellan_store::inventory).
+
+use crate::authority::LoadedCa;
+use anyhow::{Context, Result};
+use castellan_ca::{IssuanceRequest, Issued, SanName};
+use castellan_hsm::HsmSignature;
+use castellan_store::Store;
+use castellan_store::audit::AuditEvent;
+use castellan_store::inventory::{CertificateSource, NewCertificate, NewIssuer};
+use der::Encode;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::SystemTime;
+use x509_cert::Certificate;
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// The name an issuer is filed under: its role and the start of its fingerprint, stable across restarts.
+fn issuer_name(role: &str, der: &[u8]) -> String {
+    format!("{role}-{}", &hex::encode(Sha256::digest(der))[..16])
+}
+
+/// Files the CA's certificates in the store (idempotent); returns the intermediate's issuer id.
+pub async fn register_issuers(
+    store: &Store,
+    root: &Certificate,
+    root_key: Option<&str>,
+    intermediate: &Certificate,
+    intermediate_key: &str,
+    token: &str,
+) -> Result<i64> {
+    let record = |role: &str, cert: &Certificate, key: Option<&str>| -> Result<NewIssuer> {
+        let der = cert.to_der()?;
+        let tbs = &cert.tbs_certificate;
+        Ok(NewIssuer {
+            name: issuer_name(role, &der),
+            role: role.to_owned(),
+            subject: tbs.subject.to_string(),
+            spki_sha256: sha256(&tbs.subject_public_key_info.to_der()?),
+            key_id: castellan_ca::extensions::issuer_key_id(cert)?,
+            token_label: key.map(|_| token.to_owned()),
+            key_label: key.map(str::to_owned),
+            not_before: unix(tbs.validity.not_before.to_system_time()),
+            not_after: unix(tbs.validity.not_after.to_system_time()),
+            certificate_der: der,
+        })
+    };
+    store.register_issuer(&record("root", root, root_key)?).await?;
+    let intermediate = store.register_issuer(&record("intermediate", intermediate, Some(intermediate_key))?).await?;
+    Ok(intermediate.id)
+}
+
+/// Who did it and why, for the audit log.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
+
+/// Issues from a CSR with the inventory and audit log kept in step:
+/// reserve (serial, TBS hash) → sign in the HSM → complete, with the audit entry in the completing transaction.
+pub async fn issue_recorded(
+    store: &Store,
+    ca: &Arc<LoadedCa>,
+    request: IssuanceRequest<'_>,
+    source: CertificateSource,
+    actor: &Actor,
+) -> Result<Issued> {
+    let csr = request.csr.to_vec();
+    let (profile, lifetime) = (request.profile.to_owned(), request.lifetime);
+    let prepared = {
+        let ca = Arc::clone(ca);
+        tokio::task::spawn_blocking(move || {
+            let verified = castellan_ca::verify_csr(&csr)?;
+            ca.issuer.prepare(&verified, &profile, lifetime, SystemTime::now())
+        })
+        .await??
+    };
+    let pending = NewCertificate {
+        issuer_id: Some(ca.issuer_id),
+        issuer_key_id: castellan_ca::extensions::issuer_key_id(ca.issuer.certificate())?,
+        issuer_dn: ca.issuer.certificate().tbs_certificate.subject.to_string(),
+        serial: prepared.serial_hex.clone(),
+        source,
+        profile: Some(prepared.profile.name().to_owned()),
+        subject: prepared.subject.clone(),
+        names: prepared.names.iter().map(typed_name).collect(),
+        tbs_sha256: prepared.tbs_sha256.to_vec(),
+        spki_sha256: sha256(&prepared.spki_der),
+        not_before: unix(prepared.not_before),
+        not_after: unix(prepared.not_after),
+        account_id: None,
+        owner: None,
+        replaces_id: None,
+    };
+    let id = store.reserve_certificate(&pending).await.context("recording the serial before signing")?;
+    let signed = {
+        let ca = Arc::clone(ca);
+        tokio::task::spawn_blocking(move || ca.issuer.sign_prepared::<HsmSignature>(prepared)).await?
+    };
+    let issued = match signed {
+        Ok(issued) => issued,
+        Err(e) => {
+            // The serial stays spent; the row says nothing was issued under it.
+            store.fail_certificate(id).await.context("marking a failed issuance")?;
+            return Err(e.into());
+        }
+    };
+    let event = AuditEvent::new(actor.0.clone(), "certificate.issue", issued.serial_hex.clone()).with_details(
+        serde_json::json!({
+            "inventory_id": id,
+            "profile": issued.profile.name(),
+            "names": pending.names,
+            "not_after": pending.not_after,
+            "sha256": hex::encode(sha256(&issued.der)),
+        }),
+    );
+    store
+        .complete_certificate_audited(id, &issued.der, &sha256(&issued.der), &event)
+        .await
+        .context("recording the signed certificate")?;
+    Ok(issued)
+}
+
+/// "DNS:name", "IP:addr", "URI:uri": the inventory's typed names.
+pub fn typed_name(name: &SanName) -> String {
+    name.to_string()
+}
+
+/// Appends an audit entry for a change that has no row of its own (ceremony, import).
+pub async fn audit(
+    store: &Store,
+    actor: &Actor,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    store.audit_append(&AuditEvent::new(actor.0.clone(), action, subject).with_details(details)).await?;
+    Ok(())
+}

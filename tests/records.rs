@@ -1,0 +1,116 @@
+//! The inventory and the audit log seen from the command line: issuance is recorded, the chain verifies, a
+//! tampered log is caught, a newer schema is refused, and the same binary runs on PostgreSQL.
+
+mod common;
+
+use common::{Server, castellan, curl, ok, run, text, write};
+use std::path::Path;
+use std::process::Command;
+
+fn issue_one(dir: &Path, data: &Path, name: &str) -> String {
+    ok(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "k.pem",
+        "-subj",
+        &format!("/CN={name}"),
+        "-out",
+        "r.csr",
+    ]));
+    let chain = ok(castellan().args(["ca", "issue", "--csr"]).arg(dir.join("r.csr")).arg("--data-dir").arg(data));
+    let leaf_end = chain.find("-----END CERTIFICATE-----").expect("leaf") + "-----END CERTIFICATE-----\n".len();
+    write(dir, "leaf.pem", &chain[..leaf_end]);
+    let serial = ok(Command::new("openssl").current_dir(dir).args(["x509", "-in", "leaf.pem", "-noout", "-serial"]));
+    serial.trim().trim_start_matches("serial=").to_ascii_lowercase()
+}
+
+#[test]
+fn issuance_and_the_ceremony_are_audited_and_a_tampered_log_is_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("var");
+    ok(castellan().args(["ca", "init"]).arg("--data-dir").arg(&data));
+    let serial = issue_one(dir.path(), &data, "svc.corp.example");
+
+    let tail = ok(castellan().args(["audit", "tail", "--json"]).arg("--data-dir").arg(&data));
+    let lines: Vec<&str> = tail.lines().collect();
+    assert!(lines.len() >= 2, "{tail}");
+    assert!(lines[0].contains("\"action\":\"certificate.issue\"") && lines[0].contains(&serial), "{tail}");
+    assert!(tail.contains("\"action\":\"ca.init\""), "{tail}");
+    assert!(tail.contains("svc.corp.example"), "{tail}");
+
+    let verify = ok(castellan().args(["audit", "verify"]).arg("--data-dir").arg(&data));
+    assert!(verify.contains("intact"), "{verify}");
+
+    // Behind the store's back: drop the guard trigger and rewrite history.
+    ok(Command::new("sqlite3")
+        .arg(data.join("castellan.db"))
+        .arg("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET details_json = '{}' WHERE seq = 1;"));
+    let broken = run(castellan().args(["audit", "verify"]).arg("--data-dir").arg(&data));
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(text(&broken.stdout).contains("BROKEN at entry 1"), "{}", text(&broken.stdout));
+}
+
+#[test]
+fn the_inventory_holds_every_issued_certificate_with_its_tbs_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("var");
+    ok(castellan().args(["ca", "init"]).arg("--data-dir").arg(&data));
+    let serial = issue_one(dir.path(), &data, "inv.corp.example");
+    let db = data.join("castellan.db");
+    let row = ok(Command::new("sqlite3").arg(&db).arg(format!(
+        "SELECT status, source, profile, hex(tbs_sha256) <> '', length(certificate_der) > 0 FROM certificates \
+         WHERE serial = '{serial}';"
+    )));
+    assert_eq!(row.trim(), "active|managed_internal|tls-server|1|1", "{row}");
+    let names = ok(Command::new("sqlite3").arg(&db).arg("SELECT name FROM certificate_names ORDER BY name;"));
+    assert!(names.contains("inv.corp.example"), "{names}");
+    // The serial is unique per issuer in the database itself.
+    let dup = run(Command::new("sqlite3").arg(&db).arg(
+        "INSERT INTO certificates (issuer_id, issuer_key_id, issuer_dn, serial, status, source, subject, sans_json, \
+         tbs_sha256, spki_sha256, not_before, not_after, created_at, updated_at) SELECT issuer_id, issuer_key_id, \
+         issuer_dn, serial, 'pending', source, subject, sans_json, tbs_sha256, spki_sha256, not_before, not_after, 0, 0 \
+         FROM certificates LIMIT 1;",
+    ));
+    assert!(!dup.status.success());
+    assert!(text(&dup.stderr).contains("UNIQUE"), "{}", text(&dup.stderr));
+}
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("var");
+    ok(castellan().args(["ca", "init"]).arg("--data-dir").arg(&data));
+    ok(Command::new("sqlite3").arg(data.join("castellan.db")).arg(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99999, 'future', 1, x'00', 0);",
+    ));
+    let out = run(castellan().args(["ca", "show"]).arg("--data-dir").arg(&data));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("newer than this castellan knows"), "{}", text(&out.stderr));
+}
+
+/// The same binary on PostgreSQL: serve with --database-url, issue its own certificate into the shared inventory.
+#[tokio::test]
+async fn serve_runs_on_postgresql() {
+    let Some(pg) = castellan_store::testkit::postgres().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "castellan.toml", format!("database_url = \"{}\"\n", pg.url));
+    let server = Server::start(&dir.path().join("var"), Some(&config));
+    let health = curl(&server.url("/health"), None);
+    assert!(text(&health.stdout).contains("\"status\":\"ok\""), "{}", text(&health.stdout));
+    let log = server.stop();
+    assert!(!dir.path().join("var/castellan.db").exists(), "no SQLite file when PostgreSQL is configured");
+    let issued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE status = 'active'")
+        .fetch_one(pg.store.raw_pool_for_tests())
+        .await
+        .expect("count");
+    assert_eq!(issued, 1, "the server's own certificate is in the inventory:\n{log}");
+    let report = pg.store.audit_verify().await.expect("verify");
+    assert!(report.first_broken.is_none() && report.entries >= 2, "{report:?}");
+}
