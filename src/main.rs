@@ -47,6 +47,34 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Search the certificate inventory (filters combine; newest first, or soonest expiry with --expiring-days).
+    Inventory(InventoryArgs),
+}
+
+#[derive(Args)]
+struct InventoryArgs {
+    /// Certificates with exactly this name.
+    #[arg(long, conflicts_with = "suffix")]
+    name: Option<String>,
+    /// Certificates with a name at or under this domain ("example.com" matches "www.example.com").
+    #[arg(long)]
+    suffix: Option<String>,
+    /// Serial number in hex.
+    #[arg(long)]
+    serial: Option<String>,
+    /// pending, active, expiring_soon, renewing, superseded, expired, revoked or failed.
+    #[arg(long)]
+    status: Option<String>,
+    /// Live certificates expiring within this many days, soonest first.
+    #[arg(long)]
+    expiring_days: Option<u64>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Continue after the page that printed this cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -181,7 +209,41 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Ca(command) => run_ca(&ctx, command),
         Command::Audit(command) => run_audit(&ctx, command),
+        Command::Inventory(args) => run_inventory(&ctx, args),
     }
+}
+
+fn run_inventory(ctx: &Ctx, args: InventoryArgs) -> Result<()> {
+    use castellan_store::inventory::{CertificateQuery, CertificateStatus, NameMatch};
+    let status = match &args.status {
+        Some(s) => Some(CertificateStatus::parse(s).with_context(|| format!("unknown status {s:?}"))?),
+        None => None,
+    };
+    let query = CertificateQuery {
+        name: args.name.map(NameMatch::Exact).or(args.suffix.map(NameMatch::Suffix)),
+        serial: args.serial,
+        status,
+        expiring_within: args.expiring_days.map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+        limit: args.limit,
+        cursor: args.cursor,
+        ..Default::default()
+    };
+    let page = ctx.runtime.block_on(ctx.store.search_certificates(&query))?;
+    if args.json {
+        println!("{}", serde_json::json!({ "certificates": page.items, "next_cursor": page.next_cursor }));
+        return Ok(());
+    }
+    println!("{:>8}  {:<34}  {:<13}  {:<20}  names", "id", "serial", "status", "not after");
+    for c in &page.items {
+        let not_after = time::OffsetDateTime::from_unix_timestamp(c.not_after)
+            .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+            .unwrap_or_default();
+        println!("{:>8}  {:<34}  {:<13}  {:<20}  {}", c.id, c.serial, c.status.as_str(), not_after, c.names.join(", "));
+    }
+    if let Some(cursor) = page.next_cursor {
+        println!("more: --cursor {cursor}");
+    }
+    Ok(())
 }
 
 /// What every command shares: the settings, the database and a runtime to talk to it.

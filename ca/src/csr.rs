@@ -99,20 +99,10 @@ fn san_name(name: &GeneralName) -> Result<SanName, CaError> {
         GeneralName::IpAddress(octets) => {
             crate::names::ip_from_san_octets(octets.as_bytes()).map(SanName::Ip).map_err(CaError::BadIdentifier)
         }
-        other => Err(CaError::MalformedCsr(format!("unsupported subjectAltName type {}", general_name_kind(other)))),
-    }
-}
-
-fn general_name_kind(name: &GeneralName) -> &'static str {
-    match name {
-        GeneralName::OtherName(_) => "otherName",
-        GeneralName::Rfc822Name(_) => "rfc822Name (email)",
-        GeneralName::DnsName(_) => "dNSName",
-        GeneralName::DirectoryName(_) => "directoryName",
-        GeneralName::EdiPartyName(_) => "ediPartyName",
-        GeneralName::UniformResourceIdentifier(_) => "uniformResourceIdentifier",
-        GeneralName::IpAddress(_) => "iPAddress",
-        GeneralName::RegisteredId(_) => "registeredID",
+        other => Err(CaError::MalformedCsr(format!(
+            "unsupported subjectAltName type {}",
+            crate::names::general_name_kind(other)
+        ))),
     }
 }
 

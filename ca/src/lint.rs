@@ -289,7 +289,7 @@ fn lint_sans<'a>(san: &'a SubjectAltName, policy: &LintPolicy) -> Result<Sans<'a
                 format!("URI:{uri}")
             }
             other => {
-                return Err(LintError::UnsupportedSanKind { kind: san_kind(other) });
+                return Err(LintError::UnsupportedSanKind { kind: crate::names::general_name_kind(other) });
             }
         };
         if !seen.insert(key.clone()) {
@@ -301,19 +301,6 @@ fn lint_sans<'a>(san: &'a SubjectAltName, policy: &LintPolicy) -> Result<Sans<'a
         return Err(LintError::MultipleUriSans { count: sans.uris.len() });
     }
     Ok(sans)
-}
-
-fn san_kind(name: &GeneralName) -> &'static str {
-    match name {
-        GeneralName::OtherName(_) => "otherName",
-        GeneralName::Rfc822Name(_) => "rfc822Name",
-        GeneralName::DnsName(_) => "dNSName",
-        GeneralName::DirectoryName(_) => "directoryName",
-        GeneralName::EdiPartyName(_) => "ediPartyName",
-        GeneralName::UniformResourceIdentifier(_) => "uniformResourceIdentifier",
-        GeneralName::IpAddress(_) => "iPAddress",
-        GeneralName::RegisteredId(_) => "registeredID",
-    }
 }
 
 fn lint_subject(tbs: &Tbs, san_ext: &Extension, sans: &Sans<'_>) -> Result<(), LintError> {

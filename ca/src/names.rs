@@ -231,6 +231,21 @@ pub fn ip_to_san_octets(ip: &IpAddr) -> Vec<u8> {
     }
 }
 
+/// The ASN.1 name of a GeneralName's kind, for error messages.
+pub fn general_name_kind(name: &x509_cert::ext::pkix::name::GeneralName) -> &'static str {
+    use x509_cert::ext::pkix::name::GeneralName;
+    match name {
+        GeneralName::OtherName(_) => "otherName",
+        GeneralName::Rfc822Name(_) => "rfc822Name",
+        GeneralName::DnsName(_) => "dNSName",
+        GeneralName::DirectoryName(_) => "directoryName",
+        GeneralName::EdiPartyName(_) => "ediPartyName",
+        GeneralName::UniformResourceIdentifier(_) => "uniformResourceIdentifier",
+        GeneralName::IpAddress(_) => "iPAddress",
+        GeneralName::RegisteredId(_) => "registeredID",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
