@@ -5,6 +5,8 @@
 //! signature, encoding). The goal is issuance at ≥ 70% of the raw signing rate.
 //!
 //! Usage: cargo run --release -p castellan-bench --bin issuance -- [seconds per measurement, default 5]
+#[path = "machine.rs"]
+mod machine;
 
 use anyhow::{Context, Result};
 use castellan_ca::{AuthorityUrls, IssuanceRequest, Issuer, NameConstraintSpec, Profiles};
@@ -166,17 +168,10 @@ fn make_csrs(n: usize) -> Result<Vec<Vec<u8>>> {
 }
 
 fn print_machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let softhsm = std::process::Command::new("softhsm2-util")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|_| "?".into());
-    println!("machine: {cpu}, {cores} cores; SoftHSM2 {softhsm}; castellan {}", env!("CARGO_PKG_VERSION"));
+    println!("machine: {}; SoftHSM2 {softhsm}; castellan {}", machine::describe(), env!("CARGO_PKG_VERSION"));
 }

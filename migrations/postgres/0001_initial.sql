@@ -147,7 +147,7 @@ CREATE INDEX nonces_by_expiry ON nonces (expires_at);
 CREATE TABLE certificate_names (
     certificate_id BIGINT NOT NULL REFERENCES certificates(id),
     name           TEXT NOT NULL,
-    name_reversed  TEXT NOT NULL,
+    name_reversed  TEXT COLLATE "C" NOT NULL,   -- byte order: the suffix range relies on it
     PRIMARY KEY (certificate_id, name)
 );
 CREATE INDEX certificate_names_by_name ON certificate_names (name, certificate_id);

@@ -4,14 +4,19 @@
 use super::index_name;
 use super::model::NewCertificate;
 use crate::error::{Result, StoreError};
-use crate::{Store, unix_now};
+use crate::{Backend, Store, unix_now};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
-/// Certificates per INSERT: 18 values each, well under SQLite's 32,766 and PostgreSQL's 65,535 placeholders.
-const CERTIFICATES_PER_STATEMENT: usize = 250;
-/// Names per INSERT: 3 values each.
-const NAMES_PER_STATEMENT: usize = 1000;
+/// Rows per INSERT: (certificates, with 18 values each; names, with 3). SQLite's are small because sqlx looks each
+/// placeholder up by name, in time linear in the statement's placeholder count, so binding a statement costs the
+/// square of its size; statements are cheap in-process anyway. PostgreSQL's are large to save round trips.
+fn rows_per_statement(backend: Backend) -> (usize, usize) {
+    match backend {
+        Backend::Sqlite => (20, 100),
+        Backend::Postgres => (250, 1000),
+    }
+}
 
 impl Store {
     /// Inserts complete certificates — `(certificate, DER, SHA-256 of the DER)` — with status `active`, all in
@@ -22,9 +27,10 @@ impl Store {
             cert.validate()?;
         }
         let now = unix_now();
+        let (certificates_per_statement, names_per_statement) = rows_per_statement(self.backend());
         let mut ids = vec![0i64; rows.len()];
         let mut tx = self.pool().begin().await?;
-        for (chunk_index, chunk) in rows.chunks(CERTIFICATES_PER_STATEMENT).enumerate() {
+        for (chunk_index, chunk) in rows.chunks(certificates_per_statement).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO certificates (created_at, updated_at, status, issuer_id, issuer_key_id, issuer_dn, serial, \
                  source, profile, subject, sans_json, tbs_sha256, cert_sha256, spki_sha256, certificate_der, \
@@ -72,7 +78,7 @@ impl Store {
                 }
             })?;
             // RETURNING's order is unspecified (SQLite says so): match rows back by (issuer key, serial).
-            let offset = chunk_index * CERTIFICATES_PER_STATEMENT;
+            let offset = chunk_index * certificates_per_statement;
             let position: HashMap<(&[u8], &str), usize> = chunk
                 .iter()
                 .enumerate()
@@ -104,7 +110,7 @@ impl Store {
                 }
             }
         }
-        for chunk in names.chunks(NAMES_PER_STATEMENT) {
+        for chunk in names.chunks(names_per_statement) {
             let mut sql = String::from("INSERT INTO certificate_names (certificate_id, name, name_reversed) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -120,5 +126,14 @@ impl Store {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+}
+
+impl Store {
+    /// Refreshes the query planner's statistics; run it after a bulk load. PostgreSQL's autovacuum gets there
+    /// on its own after a while; SQLite never does, and its planner guesses without them.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        sqlx::query("ANALYZE").execute(self.pool()).await?;
+        Ok(())
     }
 }
