@@ -3,7 +3,7 @@
 
 use crate::authority::LoadedCa;
 use anyhow::{Context, Result};
-use castellan_ca::{IssuanceRequest, Issued, SanName};
+use castellan_ca::{CaError, IssuanceRequest, Issued, SanName};
 use castellan_hsm::HsmSignature;
 use castellan_store::Store;
 use castellan_store::audit::AuditEvent;
@@ -100,13 +100,23 @@ pub async fn issue_recorded(
     let id = store.reserve_certificate(&pending).await.context("recording the serial before signing")?;
     let signed = {
         let ca = Arc::clone(ca);
-        tokio::task::spawn_blocking(move || ca.issuer.sign_prepared::<HsmSignature>(prepared)).await?
+        tokio::task::spawn_blocking(move || ca.issuer.sign_prepared::<HsmSignature>(prepared)).await
     };
     let issued = match signed {
-        Ok(issued) => issued,
-        Err(e) => {
-            // The serial stays spent; the row says nothing was issued under it.
+        Ok(Ok(issued)) => issued,
+        // The token refused to sign: nothing exists under this serial. It stays spent; the row says so.
+        Ok(Err(e @ CaError::Signing(_))) => {
             store.fail_certificate(id).await.context("marking a failed issuance")?;
+            return Err(e.into());
+        }
+        // A signature may exist (the checks after signing failed, or the worker died): the row stays pending,
+        // naming serial and TBS hash, for an operator to look at (`castellan inventory --status pending`).
+        Ok(Err(e)) => {
+            tracing::error!(inventory_id = id, error = %e, "issuance failed after the HSM signed; row left pending");
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::error!(inventory_id = id, error = %e, "the signing worker failed; row left pending");
             return Err(e.into());
         }
     };

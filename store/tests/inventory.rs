@@ -473,3 +473,39 @@ async fn bulk_insert_is_all_or_nothing_and_indexes_names() {
         assert_eq!(s.certificate_count().await.unwrap(), 600);
     }
 }
+
+#[tokio::test]
+async fn issuance_statuses_cannot_be_set_from_outside_and_failed_rows_stay_dead() {
+    for t in testkit::all().await {
+        let store = &t.store;
+        let now = unix_now();
+        let live = issue(store, &cert(&["DNS:live.example"], now + 10 * DAY)).await;
+        for status in [CertificateStatus::Pending, CertificateStatus::Failed] {
+            let err = store.set_certificate_status(live, status).await.expect_err("issuance-only status");
+            assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+        }
+        // A reservation whose signing failed never becomes a live certificate.
+        let dead = store.reserve_certificate(&cert(&["DNS:dead.example"], now + 10 * DAY)).await.expect("reserve");
+        store.fail_certificate(dead).await.expect("fail");
+        assert!(store.set_certificate_status(dead, CertificateStatus::Active).await.is_err());
+        assert_eq!(store.certificate(dead).await.expect("row").status, CertificateStatus::Failed);
+        assert!(store.complete_certificate(dead, b"x", &[0u8; 32]).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_one_step_insert_leaves_nothing_behind() {
+    for t in testkit::all().await {
+        let store = &t.store;
+        let first = cert(&["DNS:imported.example"], unix_now() + DAY);
+        let (der, sha) = der_for(&first);
+        store.insert_certificate(&first, &der, &sha).await.expect("first import");
+        // Same DER again under a new serial: cert_sha256 is unique, so completion fails inside the transaction…
+        let mut second = cert(&["DNS:imported.example"], unix_now() + DAY);
+        second.serial = random_serial();
+        assert!(store.insert_certificate(&second, &der, &sha).await.is_err());
+        // …and no pending row for the second serial is left to block a corrected import.
+        let (der2, sha2) = der_for(&second);
+        store.insert_certificate(&second, &der2, &sha2).await.expect("retry with the right DER");
+    }
+}

@@ -45,4 +45,8 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
 fn urls_pick_the_backend_and_passwords_are_redacted() {
     assert!(castellan_store::Backend::from_url("mysql://x").is_err());
     assert_eq!(castellan_store::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    assert_eq!(
+        castellan_store::redact("postgres://h/db?sslmode=require&password=secret"),
+        "postgres://h/db?sslmode=require&password=***"
+    );
 }

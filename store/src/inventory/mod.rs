@@ -63,41 +63,8 @@ impl Store {
 
     /// Step one of issuance: the serial and TBS hash, before the HSM signs. Returns the row id.
     pub async fn reserve_certificate(&self, cert: &NewCertificate) -> Result<i64> {
-        cert.validate()?;
-        let now = unix_now();
         let mut tx = self.pool().begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO certificates (issuer_id, issuer_key_id, issuer_dn, serial, status, source, profile, subject, \
-             sans_json, tbs_sha256, spki_sha256, not_before, not_after, account_id, owner, replaces_id, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
-             RETURNING id",
-        )
-        .bind(cert.issuer_id)
-        .bind(&cert.issuer_key_id)
-        .bind(&cert.issuer_dn)
-        .bind(&cert.serial)
-        .bind(cert.source.as_str())
-        .bind(&cert.profile)
-        .bind(&cert.subject)
-        .bind(serde_json::to_string(&cert.names).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(&cert.tbs_sha256)
-        .bind(&cert.spki_sha256)
-        .bind(cert.not_before)
-        .bind(cert.not_after)
-        .bind(cert.account_id)
-        .bind(&cert.owner)
-        .bind(cert.replaces_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if StoreError::is_unique_violation(&e) {
-                StoreError::Conflict { what: format!("serial {} for this issuer", cert.serial) }
-            } else {
-                e.into()
-            }
-        })?;
-        insert_names(&mut tx, id, &cert.names).await?;
+        let id = reserve_in(&mut tx, cert).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -144,8 +111,11 @@ impl Store {
         certificate_der: &[u8],
         cert_sha256: &[u8],
     ) -> Result<i64> {
-        let id = self.reserve_certificate(cert).await?;
-        self.complete_certificate(id, certificate_der, cert_sha256).await?;
+        // One transaction: a failure leaves nothing behind, not a pending row that blocks a second import.
+        let mut tx = self.pool().begin().await?;
+        let id = reserve_in(&mut tx, cert).await?;
+        complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -158,10 +128,19 @@ impl Store {
         model::certificate_from_row(&row)
     }
 
-    /// Changes a certificate's lifecycle status (expiry sweeps, renewal, supersession).
+    /// Changes an issued certificate's lifecycle status (expiry sweeps, renewal, supersession). `pending` and
+    /// `failed` belong to issuance alone: a signed certificate never goes back to pending (which would let a
+    /// second completion overwrite it), and an unsigned row never becomes live.
     pub async fn set_certificate_status(&self, id: i64, status: CertificateStatus) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE certificates SET status = $1, updated_at = $2 WHERE id = $3 AND status <> 'pending'")
+        if matches!(status, CertificateStatus::Pending | CertificateStatus::Failed) {
+            return Err(StoreError::Invalid {
+                what: "status change",
+                why: format!("{} is set by issuance only", status.as_str()),
+            });
+        }
+        let done = sqlx::query(
+            "UPDATE certificates SET status = $1, updated_at = $2 WHERE id = $3 AND status NOT IN ('pending', 'failed')",
+        )
                 .bind(status.as_str())
                 .bind(unix_now())
                 .bind(id)
@@ -217,4 +196,43 @@ async fn complete_in(
         return Err(StoreError::Conflict { what: format!("certificate {id} is not pending") });
     }
     Ok(())
+}
+
+/// Inserts a pending row and its names in the caller's transaction.
+async fn reserve_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, cert: &NewCertificate) -> Result<i64> {
+    cert.validate()?;
+    let now = unix_now();
+    let id: i64 = sqlx::query_scalar(
+            "INSERT INTO certificates (issuer_id, issuer_key_id, issuer_dn, serial, status, source, profile, subject, \
+             sans_json, tbs_sha256, spki_sha256, not_before, not_after, account_id, owner, replaces_id, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+             RETURNING id",
+        )
+        .bind(cert.issuer_id)
+        .bind(&cert.issuer_key_id)
+        .bind(&cert.issuer_dn)
+        .bind(&cert.serial)
+        .bind(cert.source.as_str())
+        .bind(&cert.profile)
+        .bind(&cert.subject)
+        .bind(serde_json::to_string(&cert.names).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(&cert.tbs_sha256)
+        .bind(&cert.spki_sha256)
+        .bind(cert.not_before)
+        .bind(cert.not_after)
+        .bind(cert.account_id)
+        .bind(&cert.owner)
+        .bind(cert.replaces_id)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| {
+            if StoreError::is_unique_violation(&e) {
+                StoreError::Conflict { what: format!("serial {} for this issuer", cert.serial) }
+            } else {
+                e.into()
+            }
+        })?;
+    insert_names(tx, id, &cert.names).await?;
+    Ok(id)
 }
