@@ -201,7 +201,7 @@ fn run(cli: Cli) -> Result<()> {
                 for cert in &created {
                     tracing::info!(role = cert.role, subject = %cert.subject, sha256 = %cert.sha256_fingerprint, "created");
                 }
-                ctx.audit_ceremony("ca.init", &created)?;
+                ctx.audit_ceremony(&records::Actor("castellan:serve".into()), "ca.init", &created)?;
             }
             let ca = ctx.load_ca(&hsm)?;
             let Ctx { runtime, store, settings } = ctx;
@@ -256,17 +256,24 @@ struct Ctx {
 impl Ctx {
     /// The acting operator, for the audit log.
     fn operator(&self) -> records::Actor {
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-        records::Actor(format!("cli:{user}"))
+        match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+            Ok(user) => records::Actor(format!("cli:{user}")),
+            Err(_) => records::Actor(format!("cli:uid-{}", nix_uid())),
+        }
     }
 
-    fn audit_ceremony(&self, action: &str, created: &[authority::CertificateSummary]) -> Result<()> {
+    fn audit_ceremony(
+        &self,
+        actor: &records::Actor,
+        action: &str,
+        created: &[authority::CertificateSummary],
+    ) -> Result<()> {
         if created.is_empty() {
             return Ok(());
         }
         let details = serde_json::to_value(created)?;
         let subject = created.last().map(|c| c.subject.clone()).unwrap_or_default();
-        self.runtime.block_on(records::audit(&self.store, &self.operator(), action, &subject, details))
+        self.runtime.block_on(records::audit(&self.store, actor, action, &subject, details))
     }
 
     /// Loads the CA and files its certificates in the store.
@@ -283,6 +290,11 @@ impl Ctx {
         ))?;
         Ok(ca)
     }
+}
+
+/// The real user id, for an audit actor when the environment names no user.
+fn nix_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(u32::MAX)
 }
 
 fn open_hsm(settings: &Settings) -> Result<Hsm> {
@@ -359,7 +371,7 @@ fn run_ca(ctx: &Ctx, command: CaCommand) -> Result<()> {
                 intermediate_csr: args.intermediate_csr.clone(),
             };
             let created = authority::init(settings, &hsm, &options)?;
-            ctx.audit_ceremony("ca.init", &created)?;
+            ctx.audit_ceremony(&ctx.operator(), "ca.init", &created)?;
             if let Some(path) = args.intermediate_csr {
                 ctx.runtime.block_on(records::audit(
                     &ctx.store,
@@ -378,7 +390,7 @@ fn run_ca(ctx: &Ctx, command: CaCommand) -> Result<()> {
         }
         CaCommand::Import { cert, root } => {
             let imported = authority::import(settings, &hsm, &cert, &root)?;
-            ctx.audit_ceremony("ca.import", &imported)?;
+            ctx.audit_ceremony(&ctx.operator(), "ca.import", &imported)?;
             ctx.load_ca(&hsm)?;
             print_summaries(&imported, false)
         }
