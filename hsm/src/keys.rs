@@ -182,6 +182,30 @@ impl Hsm {
         })
     }
 
+    /// Finds a key pair by its CKA_ID (as HSM vendors' tools and PKCS#11 URIs name keys).
+    pub fn find_key_pair_by_id(&self, id: &[u8]) -> Result<HsmKey> {
+        let not_found = || HsmError::KeyNotFound { label: format!("id {}", hex::encode(id)), class: "private key" };
+        let label = self.with_session(|session| {
+            let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.to_vec())];
+            let found = session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+            let Some(private) = found.into_iter().next() else { return Ok(None) };
+            match session
+                .get_attributes(private, &[AttributeType::Label])
+                .map_err(HsmError::pkcs11("C_GetAttributeValue"))?
+                .pop()
+            {
+                Some(Attribute::Label(label)) => Ok(Some(String::from_utf8_lossy(&label).into_owned())),
+                _ => Ok(None),
+            }
+        })?;
+        let key = self.find_key_pair(&label.ok_or_else(not_found)?)?;
+        if key.id != id {
+            // Another pair with the same label shadows this one: refuse rather than hand out the wrong key.
+            return Err(not_found());
+        }
+        Ok(key)
+    }
+
     /// Whether a private key with this label exists.
     pub fn key_exists(&self, label: &str) -> Result<bool> {
         Ok(self.find_private_handle(label)?.is_some())

@@ -37,6 +37,18 @@ fn a_key_is_found_again_by_label_with_the_same_public_key() {
 }
 
 #[test]
+fn a_key_is_found_by_its_cka_id_too() {
+    let label = testkit::unique_label("by-id");
+    let made = hsm().generate_key_pair(&label, KeySpec::EcP384).expect("generate");
+    let found = hsm().find_key_pair_by_id(&made.id).expect("find by id");
+    assert_eq!(found.label, label);
+    assert_eq!(found.public_key, made.public_key);
+    let err = hsm().find_key_pair_by_id(&[0xde, 0xad]).expect_err("no such id");
+    assert!(matches!(err, HsmError::KeyNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("dead"), "{err}");
+}
+
+#[test]
 fn ecdsa_signatures_verify_in_software() {
     for (spec, scheme) in
         [(KeySpec::EcP256, SignatureScheme::EcdsaSha256), (KeySpec::EcP384, SignatureScheme::EcdsaSha384)]
