@@ -6,6 +6,7 @@ pub mod audit;
 mod db;
 mod error;
 pub mod inventory;
+pub mod nonces;
 
 #[cfg(feature = "testkit")]
 #[doc(hidden)]
