@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{castellan, ok, run, text, write};
+use common::{castellan, ok, openssl_p256_csr, run, split_leaf, text, write};
 use std::path::Path;
 use std::process::Command;
 
@@ -44,25 +44,11 @@ fn issue_from_openssl_csrs_and_refuse_bad_ones_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("var");
     ok(castellan().args(["ca", "init"]).arg("--data-dir").arg(&data));
-    openssl(
+    openssl_p256_csr(
         dir.path(),
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-subj",
-            "/CN=www.corp.example",
-            "-addext",
-            "subjectAltName=DNS:www.corp.example,IP:10.1.2.3",
-            "-out",
-            "leaf.csr",
-        ],
+        "leaf",
+        "/CN=www.corp.example",
+        &["-addext", "subjectAltName=DNS:www.corp.example,IP:10.1.2.3"],
     );
     let chain = ok(castellan()
         .args(["ca", "issue", "--csr"])
@@ -72,9 +58,9 @@ fn issue_from_openssl_csrs_and_refuse_bad_ones_clearly() {
         .arg(&data));
     assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "leaf and intermediate");
     write(dir.path(), "chain.pem", &chain);
-    let leaf_end = chain.find("-----END CERTIFICATE-----").expect("leaf") + "-----END CERTIFICATE-----\n".len();
-    write(dir.path(), "leaf.pem", &chain[..leaf_end]);
-    write(dir.path(), "untrusted.pem", &chain[leaf_end..]);
+    let (leaf, rest) = split_leaf(&chain);
+    write(dir.path(), "leaf.pem", leaf);
+    write(dir.path(), "untrusted.pem", rest);
     let root = data.join("ca/root.pem");
     let verified = openssl(
         dir.path(),
@@ -172,24 +158,7 @@ fn an_external_root_signs_our_intermediate() {
     assert!(text(&early.stderr).contains("castellan ca import"), "{}", text(&early.stderr));
 
     // A certificate for some other key is refused.
-    openssl(
-        dir.path(),
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-subj",
-            "/CN=Other",
-            "-out",
-            "other.csr",
-        ],
-    );
+    openssl_p256_csr(dir.path(), "other", "/CN=Other", &[]);
     openssl(
         dir.path(),
         &[
@@ -251,8 +220,7 @@ fn an_external_root_signs_our_intermediate() {
         .arg(dir.path().join("client.csr"))
         .arg("--data-dir")
         .arg(&data));
-    let leaf_end = chain.find("-----END CERTIFICATE-----").expect("leaf") + "-----END CERTIFICATE-----\n".len();
-    write(dir.path(), "client.pem", &chain[..leaf_end]);
+    write(dir.path(), "client.pem", split_leaf(&chain).0);
     let verified = openssl(
         dir.path(),
         &["verify", "-CAfile", "ext-root.pem", "-untrusted", "intermediate.pem", "-purpose", "sslclient", "client.pem"],

@@ -3,29 +3,14 @@
 
 mod common;
 
-use common::{Server, castellan, curl, ok, run, text, write};
+use common::{Server, castellan, curl, ok, openssl_p256_csr, run, split_leaf, text, write};
 use std::path::Path;
 use std::process::Command;
 
 fn issue_one(dir: &Path, data: &Path, name: &str) -> String {
-    ok(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "k.pem",
-        "-subj",
-        &format!("/CN={name}"),
-        "-out",
-        "r.csr",
-    ]));
-    let chain = ok(castellan().args(["ca", "issue", "--csr"]).arg(dir.join("r.csr")).arg("--data-dir").arg(data));
-    let leaf_end = chain.find("-----END CERTIFICATE-----").expect("leaf") + "-----END CERTIFICATE-----\n".len();
-    write(dir, "leaf.pem", &chain[..leaf_end]);
+    let csr = openssl_p256_csr(dir, "r", &format!("/CN={name}"), &[]);
+    let chain = ok(castellan().args(["ca", "issue", "--csr"]).arg(&csr).arg("--data-dir").arg(data));
+    write(dir, "leaf.pem", split_leaf(&chain).0);
     let serial = ok(Command::new("openssl").current_dir(dir).args(["x509", "-in", "leaf.pem", "-noout", "-serial"]));
     serial.trim().trim_start_matches("serial=").to_ascii_lowercase()
 }

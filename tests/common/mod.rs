@@ -126,3 +126,22 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     std::fs::write(&path, contents).expect("write test file");
     path
 }
+
+/// Has openssl make a P-256 key and a CSR in `dir` (`<stem>.key`, `<stem>.csr`) for `subject`, with any extra
+/// `openssl req` arguments (e.g. `-addext subjectAltName=…`). Returns the CSR's path.
+pub fn openssl_p256_csr(dir: &Path, stem: &str, subject: &str, extra: &[&str]) -> PathBuf {
+    let (key, csr) = (format!("{stem}.key"), format!("{stem}.csr"));
+    ok(Command::new("openssl")
+        .current_dir(dir)
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-keyout", &key, "-subj", subject, "-out", &csr])
+        .args(extra));
+    dir.join(csr)
+}
+
+/// Splits a PEM chain into its first certificate (the leaf) and the rest.
+pub fn split_leaf(chain: &str) -> (&str, &str) {
+    const END: &str = "-----END CERTIFICATE-----\n";
+    let leaf_end = chain.find(END).map(|i| i + END.len()).unwrap_or(chain.len());
+    chain.split_at(leaf_end)
+}
