@@ -220,6 +220,9 @@ pub struct LoadedCa {
     pub issuer: Issuer<HsmSigner>,
     /// The intermediate's row in the store's issuers table (set once it is filed there).
     pub issuer_id: i64,
+    /// The intermediate's key identifier and subject, as every inventory row names its issuer: computed once.
+    pub issuer_key_id: Vec<u8>,
+    pub issuer_dn: String,
     pub root: Certificate,
     pub intermediate: Certificate,
     pub root_pem: String,
@@ -253,7 +256,9 @@ pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let issuer = Issuer::new::<HsmSignature>(hsm.signer(key), vec![intermediate.clone()], &urls, profiles)?;
     let root_pem = certificate_pem(&root.to_der()?)?;
     let chain_pem = format!("{}{}", certificate_pem(&intermediate.to_der()?)?, root_pem);
-    Ok(LoadedCa { issuer, issuer_id: 0, root, intermediate, root_pem, chain_pem })
+    let issuer_key_id = castellan_ca::extensions::issuer_key_id(&intermediate)?;
+    let issuer_dn = intermediate.tbs_certificate.subject.to_string();
+    Ok(LoadedCa { issuer, issuer_id: 0, issuer_key_id, issuer_dn, root, intermediate, root_pem, chain_pem })
 }
 
 /// Which token keys the CA uses.

@@ -3,7 +3,7 @@
 
 use crate::authority::LoadedCa;
 use anyhow::{Context, Result};
-use castellan_ca::{CaError, IssuanceRequest, Issued, SanName};
+use castellan_ca::{CaError, IssuanceRequest, Issued};
 use castellan_hsm::HsmSignature;
 use castellan_store::Store;
 use castellan_store::audit::AuditEvent;
@@ -82,13 +82,14 @@ pub async fn issue_recorded(
     };
     let pending = NewCertificate {
         issuer_id: Some(ca.issuer_id),
-        issuer_key_id: castellan_ca::extensions::issuer_key_id(ca.issuer.certificate())?,
-        issuer_dn: ca.issuer.certificate().tbs_certificate.subject.to_string(),
+        issuer_key_id: ca.issuer_key_id.clone(),
+        issuer_dn: ca.issuer_dn.clone(),
         serial: prepared.serial_hex.clone(),
         source,
         profile: Some(prepared.profile.name().to_owned()),
         subject: prepared.subject.clone(),
-        names: prepared.names.iter().map(typed_name).collect(),
+        // "DNS:…", "IP:…", "URI:…": SanName's Display is the inventory's typed form.
+        names: prepared.names.iter().map(ToString::to_string).collect(),
         tbs_sha256: prepared.tbs_sha256.to_vec(),
         spki_sha256: sha256(&prepared.spki_der),
         not_before: unix(prepared.not_before),
@@ -120,25 +121,21 @@ pub async fn issue_recorded(
             return Err(e.into());
         }
     };
+    let cert_sha256 = sha256(&issued.der);
     let event = AuditEvent::new(actor.0.clone(), "certificate.issue", issued.serial_hex.clone()).with_details(
         serde_json::json!({
             "inventory_id": id,
             "profile": issued.profile.name(),
             "names": pending.names,
             "not_after": pending.not_after,
-            "sha256": hex::encode(sha256(&issued.der)),
+            "sha256": hex::encode(&cert_sha256),
         }),
     );
     store
-        .complete_certificate_audited(id, &issued.der, &sha256(&issued.der), &event)
+        .complete_certificate_audited(id, &issued.der, &cert_sha256, &event)
         .await
         .context("recording the signed certificate")?;
     Ok(issued)
-}
-
-/// "DNS:name", "IP:addr", "URI:uri": the inventory's typed names.
-pub fn typed_name(name: &SanName) -> String {
-    name.to_string()
 }
 
 /// Appends an audit entry for a change that has no row of its own (ceremony, import).

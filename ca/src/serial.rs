@@ -1,6 +1,5 @@
 //! Certificate serial numbers: 128 random bits, positive, and always 17 DER content octets.
 
-use der::Encode;
 use rand::RngCore;
 use x509_cert::serial_number::SerialNumber;
 
@@ -19,14 +18,14 @@ pub fn serial_hex(serial: &SerialNumber) -> String {
     hex::encode(serial.as_bytes())
 }
 
-/// DER length of the serial, for tests.
-pub fn encoded_len(serial: &SerialNumber) -> usize {
-    serial.to_der().map(|d| d.len()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use der::Encode;
+
+    fn encoded_len(serial: &SerialNumber) -> usize {
+        serial.to_der().map(|d| d.len()).unwrap_or(0)
+    }
 
     #[test]
     fn serials_are_random_positive_and_17_octets() {
