@@ -1,0 +1,1 @@
+//! Challenge validation (the VA).
