@@ -217,7 +217,8 @@ pub fn summary(role: &'static str, cert: &Certificate, key_label: &str) -> Resul
 
 /// The loaded CA: the issuer with its HSM signer, and the PEM the server publishes.
 pub struct LoadedCa {
-    pub issuer: Issuer<HsmSigner>,
+    /// Shared with the ACME server's RA, which signs through it too.
+    pub issuer: std::sync::Arc<Issuer<HsmSigner>>,
     /// The intermediate's row in the store's issuers table (set once it is filed there).
     pub issuer_id: i64,
     /// The intermediate's key identifier and subject, as every inventory row names its issuer: computed once.
@@ -258,7 +259,16 @@ pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let chain_pem = format!("{}{}", certificate_pem(&intermediate.to_der()?)?, root_pem);
     let issuer_key_id = castellan_ca::extensions::issuer_key_id(&intermediate)?;
     let issuer_dn = intermediate.tbs_certificate.subject.to_string();
-    Ok(LoadedCa { issuer, issuer_id: 0, issuer_key_id, issuer_dn, root, intermediate, root_pem, chain_pem })
+    Ok(LoadedCa {
+        issuer: std::sync::Arc::new(issuer),
+        issuer_id: 0,
+        issuer_key_id,
+        issuer_dn,
+        root,
+        intermediate,
+        root_pem,
+        chain_pem,
+    })
 }
 
 /// Which token keys the CA uses.

@@ -19,6 +19,9 @@ pub struct FileConfig {
     pub ca: CaConfig,
     #[serde(default)]
     pub serve: ServeConfig,
+    /// The ACME server under /acme: profiles, lifetimes, and where validation may connect.
+    #[serde(default)]
+    pub acme: castellan_acme_server::AcmeConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -83,6 +86,7 @@ pub struct Settings {
     pub hsm: HsmSetting,
     pub ca: CaConfig,
     pub serve: ServeConfig,
+    pub acme: castellan_acme_server::AcmeConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -124,7 +128,7 @@ impl Settings {
         let database_url = database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", absolute(&data_dir.join("castellan.db")).display()));
-        Ok(Settings { data_dir, database_url, hsm, ca: file.ca, serve: file.serve })
+        Ok(Settings { data_dir, database_url, hsm, ca: file.ca, serve: file.serve, acme: file.acme })
     }
 
     pub fn ca_dir(&self) -> PathBuf {

@@ -139,6 +139,28 @@ impl Jwk {
         Ok(Jwk { key: check_ed25519(x)? })
     }
 
+    /// Builds a JWK from a DER SubjectPublicKeyInfo (a CSR's or certificate's key), so the server can compare it
+    /// with account keys: a CSR must not carry the account key, and revocation by certificate key must be signed
+    /// with the certificate's key.
+    pub fn from_spki_der(spki: &[u8]) -> Result<Self, JwkError> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::DecodePublicKey;
+        if let Ok(key) = p256::PublicKey::from_public_key_der(spki) {
+            return Self::from_ec_sec1(key.to_encoded_point(false).as_bytes());
+        }
+        if let Ok(key) = p384::PublicKey::from_public_key_der(spki) {
+            return Self::from_ec_sec1(key.to_encoded_point(false).as_bytes());
+        }
+        if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_der(spki) {
+            return Self::from_ed25519(key.to_bytes());
+        }
+        if let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki) {
+            use rsa::traits::PublicKeyParts;
+            return Self::from_rsa_components(&key.n().to_bytes_be(), &key.e().to_bytes_be());
+        }
+        Err(JwkError::UnsupportedKey("a SubjectPublicKeyInfo of no supported key type".into()))
+    }
+
     /// The key's type.
     pub fn kind(&self) -> KeyKind {
         match self.key {
@@ -312,6 +334,17 @@ fn bit_len(n: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spki_keys_convert_to_the_same_jwk() {
+        use p256::pkcs8::EncodePublicKey;
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let from_spki = super::Jwk::from_spki_der(spki.as_bytes()).unwrap();
+        let direct = super::Jwk::from_ec_sec1(key.verifying_key().to_encoded_point(false).as_bytes()).unwrap();
+        assert_eq!(from_spki.thumbprint(), direct.thumbprint());
+        assert!(super::Jwk::from_spki_der(b"garbage").is_err());
+    }
+
     use super::*;
     use serde_json::json;
 

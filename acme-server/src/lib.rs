@@ -1,4 +1,28 @@
-//! Castellan's ACME server (RFC 8555, with RFC 8737, RFC 8738 and RFC 9773), cut along trust boundaries:
+//! Castellan's ACME server (RFC 8555, with RFC 8737, RFC 8738 and RFC 9773), cut along trust boundaries like
+//! Boulder:
 //!
+//! - [`wfe`] (web front end): the HTTP surface. It checks every request — media type, size, JWS, nonce, url,
+//!   account — and renders resources and problem documents. It decides nothing.
+//! - [`ra`] (registration authority): the state machine over the store — accounts, orders, authorizations,
+//!   finalization, revocation, renewal information. It asks the VA to validate and the CA to sign.
 //! - [`validation`] (the VA): the only part that reaches out to the network, to prove control of identifiers.
+//! - [`problem`]: every ACME problem type and its HTTP status, in one place.
+
+pub mod config;
+pub mod problem;
+pub mod ra;
 pub mod validation;
+pub mod wfe;
+
+pub use config::AcmeConfig;
+pub use ra::{IssuingCa, Ra};
+
+use castellan_store::Store;
+use std::sync::Arc;
+
+/// Builds the ACME routes (under /acme) over a store, an issuing CA and a validator.
+pub fn router(store: Store, ca: Arc<IssuingCa>, validator: validation::Validator, config: AcmeConfig) -> axum::Router {
+    let config = Arc::new(config);
+    let ra = Ra::new(store.clone(), ca, validator, Arc::clone(&config));
+    wfe::router(Arc::new(wfe::Wfe { ra, store, config }))
+}

@@ -43,12 +43,23 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Re
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
     tokio::spawn(identity.renew_forever());
 
+    let validation = settings.acme.validation.to_config().map_err(anyhow::Error::msg).context("[acme.validation]")?;
+    let validator = castellan_acme_server::validation::Validator::new(validation).context("starting validation")?;
+    let issuing = Arc::new(castellan_acme_server::IssuingCa {
+        issuer: Arc::clone(&ca.issuer),
+        issuer_id: ca.issuer_id,
+        issuer_key_id: ca.issuer_key_id.clone(),
+        issuer_dn: ca.issuer_dn.clone(),
+    });
+    let acme = castellan_acme_server::router(store.clone(), issuing, validator, settings.acme.clone());
     let app = routes::router(routes::AppState {
         root_pem: ca.root_pem.clone(),
         chain_pem: ca.chain_pem.clone(),
         issuer: ca.intermediate.tbs_certificate.subject.to_string(),
         token: hsm.token_label().to_owned(),
-    });
+    })
+    .merge(acme);
+    tokio::spawn(purge_nonces(store.clone()));
     let listener = TcpListener::bind(settings.serve.listen)
         .await
         .with_context(|| format!("listening on {}", settings.serve.listen))?;
@@ -97,6 +108,17 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Re
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Expired nonces are deleted every minute, so the table stays as small as the nonces in flight.
+async fn purge_nonces(store: Store) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = store.purge_expired_nonces().await {
+            tracing::warn!(error = %e, "purging expired nonces failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

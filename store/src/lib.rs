@@ -1,7 +1,9 @@
 //! Castellan's persistence: one `Store` over SQLite (the embedded default) or PostgreSQL (shared by replicas),
-//! chosen by the database URL. It holds the certificate inventory, the issuers, and the hash-chained audit log;
-//! the ACME, policy and distribution tables are in the schema for the issues that fill them.
+//! chosen by the database URL. It holds the certificate inventory, the issuers, the hash-chained audit log, and
+//! the ACME server's state (accounts, orders, authorizations, challenges, nonces); the policy and distribution
+//! tables are in the schema for the issues that fill them.
 
+pub mod acme;
 pub mod audit;
 mod db;
 mod error;

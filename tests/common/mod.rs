@@ -1,6 +1,8 @@
 //! Driving the real `castellan` binary and the real tools (curl, openssl) from tests.
 #![allow(dead_code)]
 
+pub mod acme;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -176,7 +176,8 @@ async fn insert_names(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, names:
     Ok(())
 }
 
-async fn complete_in(
+/// Completes a pending certificate row inside the caller's transaction (issuance and ACME finalization).
+pub(crate) async fn complete_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     certificate_der: &[u8],

@@ -1,0 +1,158 @@
+//! Accounts (RFC 8555 §7.3): creation, contacts, deactivation and key rollover.
+
+use castellan_acme_proto::types::NewAccount;
+use castellan_acme_proto::{Jwk, VerifiedKeyChange};
+use castellan_store::StoreError;
+use castellan_store::acme::{AccountCreation, AccountRecord};
+
+use super::{Ra, account_actor};
+use crate::problem::{AcmeError, ProblemType};
+
+/// Contacts per account; more is a mistake or abuse.
+const MAX_CONTACTS: usize = 10;
+
+/// What newAccount did.
+pub enum NewAccountOutcome {
+    Created(AccountRecord),
+    /// The key already has an account (RFC 8555 §7.3.1: 200 with its URL).
+    Existing(AccountRecord),
+}
+
+impl Ra {
+    pub async fn new_account(&self, key: &Jwk, request: &NewAccount) -> Result<NewAccountOutcome, AcmeError> {
+        let thumbprint = key.thumbprint();
+        if let Some(existing) = self.store.account_by_thumbprint(&thumbprint).await? {
+            return Ok(NewAccountOutcome::Existing(existing));
+        }
+        if request.only_return_existing == Some(true) {
+            return Err(AcmeError::new(ProblemType::AccountDoesNotExist, "no account exists with this key"));
+        }
+        if self.config.external_account_required && request.external_account_binding.is_none() {
+            return Err(AcmeError::new(
+                ProblemType::ExternalAccountRequired,
+                "this server requires an external account binding (RFC 8555 §7.3.4)",
+            ));
+        }
+        if self.config.terms_of_service.is_some() && request.terms_of_service_agreed != Some(true) {
+            return Err(AcmeError::new(
+                ProblemType::UserActionRequired,
+                "the terms of service must be agreed to (termsOfServiceAgreed: true)",
+            ));
+        }
+        let contacts = check_contacts(request.contact.as_deref().unwrap_or_default())?;
+        let new = castellan_store::acme::NewAccount {
+            jwk_json: key.canonical_json(),
+            jwk_thumbprint: thumbprint,
+            contacts,
+            terms_agreed: request.terms_of_service_agreed == Some(true),
+            group_id: None,
+            eab_key_id: None,
+        };
+        Ok(match self.store.create_account(&new, "acme:new-account").await? {
+            AccountCreation::Created(account) => NewAccountOutcome::Created(account),
+            AccountCreation::Existing(account) => NewAccountOutcome::Existing(account),
+        })
+    }
+
+    pub async fn update_contacts(
+        &self,
+        account: &AccountRecord,
+        contacts: &[String],
+    ) -> Result<AccountRecord, AcmeError> {
+        let contacts = check_contacts(contacts)?;
+        Ok(self.store.update_account_contacts(account.id, &contacts, &account_actor(account.id)).await?)
+    }
+
+    pub async fn deactivate_account(&self, account: &AccountRecord) -> Result<AccountRecord, AcmeError> {
+        Ok(self.store.deactivate_account(account.id, &account_actor(account.id)).await?)
+    }
+
+    /// RFC 8555 §7.3.5, after acme-proto checked the inner JWS: the new key must not be any account's key.
+    pub async fn change_key(
+        &self,
+        account: &AccountRecord,
+        change: &VerifiedKeyChange,
+    ) -> Result<AccountRecord, AcmeError> {
+        let new_thumbprint = change.new_key.thumbprint();
+        if let Some(other) = self.store.account_by_thumbprint(&new_thumbprint).await? {
+            return Err(AcmeError::new(ProblemType::Malformed, "the new key already belongs to an account".to_owned())
+                .with_status(axum::http::StatusCode::CONFLICT)
+                .with_location_hint(other.id));
+        }
+        let result = self
+            .store
+            .change_account_key(
+                account.id,
+                &account.jwk_thumbprint,
+                &change.new_key.canonical_json(),
+                &new_thumbprint,
+                &account_actor(account.id),
+            )
+            .await;
+        match result {
+            Ok(account) => Ok(account),
+            Err(StoreError::Conflict { .. }) => {
+                Err(AcmeError::new(ProblemType::Malformed, "the new key already belongs to an account")
+                    .with_status(axum::http::StatusCode::CONFLICT))
+            }
+            Err(StoreError::Invalid { why, .. }) => Err(AcmeError::unauthorized(why)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl AcmeError {
+    /// RFC 8555 §7.3.5 asks for the URL of the account that holds the key in Location; the WFE adds it.
+    fn with_location_hint(mut self, account_id: i64) -> Self {
+        self.conflicting_account = Some(account_id);
+        self
+    }
+}
+
+/// RFC 8555 §7.3: "mailto:" URLs with one address and no header fields; other schemes are unsupported.
+fn check_contacts(contacts: &[String]) -> Result<Vec<String>, AcmeError> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(AcmeError::new(ProblemType::InvalidContact, format!("at most {MAX_CONTACTS} contacts")));
+    }
+    contacts
+        .iter()
+        .map(|contact| {
+            let Some(address) = contact.strip_prefix("mailto:") else {
+                return Err(AcmeError::new(
+                    ProblemType::UnsupportedContact,
+                    format!("contact {contact:?}: only mailto: contacts are supported"),
+                ));
+            };
+            let plausible = address.len() <= 254
+                && !address.contains(['?', ',', ' ', '<', '>', '\r', '\n'])
+                && address.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                });
+            if plausible {
+                Ok(contact.clone())
+            } else {
+                Err(AcmeError::new(
+                    ProblemType::InvalidContact,
+                    format!("contact {contact:?} is not one email address"),
+                ))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_are_single_mailto_addresses() {
+        assert!(check_contacts(&["mailto:ops@example.com".into()]).is_ok());
+        let kind = |c: &str| check_contacts(&[c.to_owned()]).unwrap_err().kind_suffix().to_owned();
+        assert_eq!(kind("tel:+1555"), "unsupportedContact");
+        assert_eq!(kind("mailto:a@b.com,c@d.com"), "invalidContact");
+        assert_eq!(kind("mailto:a@b.com?subject=x"), "invalidContact");
+        assert_eq!(kind("mailto:nobody"), "invalidContact");
+        let many: Vec<String> = (0..11).map(|i| format!("mailto:a{i}@b.com")).collect();
+        assert_eq!(check_contacts(&many).unwrap_err().kind_suffix(), "invalidContact");
+    }
+}
