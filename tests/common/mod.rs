@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod dns;
+pub mod peers;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
