@@ -321,3 +321,102 @@ fn accounts_roll_keys_deactivate_and_list_orders() {
     assert_eq!(after.problem(), "unauthorized");
     let _ = Reply::text(&after);
 }
+
+#[test]
+fn requests_do_not_wait_for_slow_outcomes_and_chunked_bodies_are_read() {
+    // With no waiting at all, answers come back before validation and signing finish.
+    let acme = Acme::start("wait_for_outcome_ms = 0");
+    let client = acme.registered();
+
+    // A chunked request body (no Content-Length) is accepted like any other.
+    let payload = json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]});
+    let body = client.jws(&client.key, client.key_ref(), &client.url("newOrder"), Some(client.nonce()), Some(&payload));
+    let chunked = client.http.send(
+        "POST",
+        &client.url("newOrder"),
+        &[("Content-Type", "application/jose+json"), ("Transfer-Encoding", "chunked")],
+        Some(&body),
+    );
+    assert_eq!(chunked.status, 201, "{}", chunked.text());
+
+    let order = chunked.json();
+    let order_url = chunked.header("location").expect("location").to_owned();
+    let authz = client.post(order["authorizations"][0].as_str().expect("authz"), None).json();
+    let challenge = authz["challenges"]
+        .as_array()
+        .expect("challenges")
+        .iter()
+        .find(|c| c["type"] == "http-01")
+        .expect("http-01")
+        .clone();
+    let token = challenge["token"].as_str().expect("token");
+    let thumbprint = client.key.public_jwk().expect("jwk").thumbprint();
+    acme.responder.serve(token, &format!("{token}.{thumbprint}"));
+    let started = client.post(challenge["url"].as_str().expect("url"), Some(&json!({})));
+    assert_eq!(started.json()["status"], "processing", "{}", started.text());
+    assert!(started.header("retry-after").is_some(), "{started:?}");
+    // A second POST while it runs shows the same validation rather than starting another.
+    let again = client.post(challenge["url"].as_str().expect("url"), Some(&json!({})));
+    assert!(again.json()["status"] == "processing" || again.json()["status"] == "valid", "{}", again.text());
+
+    let ready = poll(&client, &order_url, |o| o["status"] != "pending");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let finalized = client.post(
+        ready["finalize"].as_str().expect("finalize"),
+        Some(&json!({"csr": csr(&new_key(), &["127.0.0.1"], &[])})),
+    );
+    assert_eq!(finalized.json()["status"], "processing", "{}", finalized.text());
+    assert_eq!(finalized.header("retry-after"), Some("1"));
+    assert_eq!(finalized.header("location"), Some(order_url.as_str()));
+    let valid = poll(&client, &order_url, |o| o["status"] != "processing");
+    assert_eq!(valid["status"], "valid", "{valid}");
+    assert!(valid["certificate"].is_string());
+}
+
+#[test]
+fn work_a_dead_server_left_in_flight_is_closed_at_the_next_start() {
+    let acme = Acme::start("");
+    let client = acme.registered();
+    let payload = json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]});
+    let validating = client.post(&client.url("newOrder"), Some(&payload));
+    let validating_url = validating.header("location").expect("location").to_owned();
+    let (finalizing_url, _) = acme.ready_order(&client);
+    let common::acme::Acme { dir, server, ca, responder: _responder } = acme;
+    server.stop();
+
+    // As a replica that died mid-way would leave them: a validation and a finalization long in flight.
+    let db = dir.path().join("var/castellan.db");
+    let order_id = |url: &str| url.rsplit('/').next().expect("id").to_owned();
+    let sql = format!(
+        "UPDATE challenges SET status = 'processing', started_at = 1 WHERE id = (SELECT MIN(c.id) FROM challenges c \
+           JOIN order_authorizations oa ON oa.authorization_id = c.authorization_id WHERE oa.order_id = {}); \
+         UPDATE authorizations SET status = 'pending', expires_at = 4102444800 WHERE id IN (SELECT authorization_id \
+           FROM order_authorizations WHERE order_id = {}); \
+         UPDATE orders SET status = 'pending' WHERE id = {}; \
+         UPDATE orders SET status = 'processing', updated_at = 1 WHERE id = {};",
+        order_id(&validating_url),
+        order_id(&validating_url),
+        order_id(&validating_url),
+        order_id(&finalizing_url),
+    );
+    common::ok(std::process::Command::new("sqlite3").arg(&db).arg(&sql));
+
+    // The next start sweeps at once.
+    let restarted = common::Server::start(&dir.path().join("var"), Some(&dir.path().join("castellan.toml")));
+    let client = common::acme::RawClient { http: common::acme::Http::new(&ca), ..client };
+    let rebase = |url: &str| {
+        let path = &url[url.find("/acme/").expect("acme path")..];
+        restarted.url(path)
+    };
+    let mut client = client;
+    client.kid = client.kid.as_deref().map(rebase);
+    client.directory = client.http.send("GET", &restarted.url("/acme/directory"), &[], None).json();
+    let closed = poll(&client, &rebase(&finalizing_url), |o| o["status"] != "processing");
+    assert_eq!(closed["status"], "invalid", "{closed}");
+    assert_eq!(closed["error"]["type"], "urn:ietf:params:acme:error:serverInternal");
+    let closed = poll(&client, &rebase(&validating_url), |o| o["status"] != "pending");
+    assert_eq!(closed["status"], "invalid", "{closed}");
+    assert!(closed["error"]["detail"].as_str().is_some_and(|d| d.contains("interrupted")), "{closed}");
+    let log = restarted.stop();
+    assert!(log.contains("closed work a server left unfinished"), "{log}");
+}

@@ -20,9 +20,11 @@ pub use ra::{IssuingCa, Ra};
 use castellan_store::Store;
 use std::sync::Arc;
 
-/// Builds the ACME routes (under /acme) over a store, an issuing CA and a validator.
+/// Builds the ACME routes (under /acme) over a store, an issuing CA and a validator, and starts the sweep that
+/// closes work a dead replica left unfinished. Call from within a Tokio runtime.
 pub fn router(store: Store, ca: Arc<IssuingCa>, validator: validation::Validator, config: AcmeConfig) -> axum::Router {
     let config = Arc::new(config);
     let ra = Ra::new(store.clone(), ca, validator, Arc::clone(&config));
+    tokio::spawn(ra.clone().close_abandoned_forever());
     wfe::router(Arc::new(wfe::Wfe { ra, store, config }))
 }

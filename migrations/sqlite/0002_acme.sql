@@ -7,3 +7,6 @@ ALTER TABLE order_authorizations ADD COLUMN ordinal INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX order_authorizations_by_authorization ON order_authorizations (authorization_id, order_id);
 -- Recovery of orders left in 'processing' by a replica that died mid-finalization, without scanning all orders.
 CREATE INDEX orders_by_status ON orders (status, id);
+-- When a validation started: one left 'processing' by a replica that died is found and closed after a while.
+ALTER TABLE challenges ADD COLUMN started_at INTEGER;
+CREATE INDEX challenges_processing ON challenges (status, started_at);

@@ -224,13 +224,20 @@ pub struct Acme {
 
 impl Acme {
     pub fn start(extra_config: &str) -> Acme {
+        Acme::start_with("", extra_config)
+    }
+
+    /// `top_level` goes before any section (e.g. database_url); `extra_config` into [acme].
+    pub fn start_with(top_level: &str, extra_config: &str) -> Acme {
         let dir = tempfile::tempdir().expect("tempdir");
         let responder = Responder::start();
+        // Long enough that fast validations and signatures answer in one round trip, unless the test says.
+        let wait = if extra_config.contains("wait_for_outcome_ms") { "" } else { "wait_for_outcome_ms = 3000\n" };
         let config = write(
             dir.path(),
             "castellan.toml",
             format!(
-                "[acme]\nwait_for_outcome_ms = 3000\n{extra_config}\n[acme.validation]\nhttp01_port = {}\n\
+                "{top_level}\n[acme]\n{wait}{extra_config}\n[acme.validation]\nhttp01_port = {}\n\
                  denied_networks = []\ntimeout_secs = 5\n",
                 responder.port
             ),
@@ -239,6 +246,11 @@ impl Acme {
         let server = Server::start(&data, Some(&config));
         let ca = data.join("ca/root.pem");
         Acme { dir, server, ca, responder }
+    }
+
+    /// Another `castellan serve` on the same data directory and configuration: a replica.
+    pub fn replica(&self) -> Server {
+        Server::start(&self.dir.path().join("var"), Some(&self.dir.path().join("castellan.toml")))
     }
 
     pub fn client(&self) -> RawClient {

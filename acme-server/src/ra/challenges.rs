@@ -95,8 +95,11 @@ impl Ra {
         let ra = self.clone();
         // The validation runs on its own task: a client that hangs up must not abandon it half-way.
         let task = tokio::spawn(async move { ra.validate_and_record(challenge_id, request, actor).await });
-        let _ = tokio::time::timeout(self.config.wait_for_outcome(), task).await;
-        self.challenge(account, challenge_id).await
+        if tokio::time::timeout(self.config.wait_for_outcome(), task).await.is_ok() {
+            return self.challenge(account, challenge_id).await;
+        }
+        // Still validating when the wait ran out: answer with the state we put it in; the client polls.
+        Ok((ChallengeRecord { status: ChallengeStatus::Processing, ..challenge }, authz))
     }
 
     async fn validate_and_record(&self, challenge_id: i64, request: ValidationRequest, actor: String) {

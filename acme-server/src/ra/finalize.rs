@@ -89,9 +89,13 @@ impl Ra {
             None => None,
         };
         let ra = self.clone();
-        let task = tokio::spawn(async move { ra.sign_and_record(order.id, prepared, replaces, actor).await });
-        let _ = tokio::time::timeout(self.config.wait_for_outcome(), task).await;
-        Ok(self.store.order(order_id).await?)
+        let order_id = order.id;
+        let task = tokio::spawn(async move { ra.sign_and_record(order_id, prepared, replaces, actor).await });
+        if tokio::time::timeout(self.config.wait_for_outcome(), task).await.is_ok() {
+            return Ok(self.store.order(order_id).await?);
+        }
+        // Still signing when the wait ran out: answer with the state we put it in; the client polls.
+        Ok(OrderRecord { status: OrderStatus::Processing, ..order })
     }
 
     /// Everything about the CSR that can be refused, before anything is recorded.

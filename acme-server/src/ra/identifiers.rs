@@ -67,12 +67,12 @@ fn parse_identifier(identifier: &Identifier) -> Result<OrderIdentifier, (Problem
     match &identifier.kind {
         IdentifierType::Dns => {
             let value = identifier.value.to_ascii_lowercase();
-            castellan_ca::names::validate_dns_name(&value).map_err(|e| {
-                (ProblemType::RejectedIdentifier, format!("{:?} is not a valid DNS name: {e}", identifier.value))
-            })?;
             if value.parse::<IpAddr>().is_ok() {
                 return Err((ProblemType::Malformed, format!("{value:?} is an IP address: use an \"ip\" identifier")));
             }
+            castellan_ca::names::validate_dns_name(&value).map_err(|e| {
+                (ProblemType::RejectedIdentifier, format!("{:?} is not a valid DNS name: {e}", identifier.value))
+            })?;
             Ok(match value.strip_prefix("*.") {
                 Some(base) => OrderIdentifier::Dns { name: base.to_owned(), wildcard: true },
                 None => OrderIdentifier::Dns { name: value, wildcard: false },
@@ -189,7 +189,7 @@ mod tests {
             dns("a.example"),
             dns("b.example"),
             Identifier::ip("10.0.0.1"),
-            dns("*.example"),
+            dns("*.corp.example"),
         ])
         .unwrap();
         assert_eq!(
@@ -197,14 +197,14 @@ mod tests {
             vec![
                 OrderIdentifier::Dns { name: "a.example".into(), wildcard: false },
                 OrderIdentifier::Dns { name: "b.example".into(), wildcard: false },
-                OrderIdentifier::Dns { name: "example".into(), wildcard: true },
+                OrderIdentifier::Dns { name: "corp.example".into(), wildcard: true },
                 OrderIdentifier::Ip("10.0.0.1".parse().unwrap()),
             ]
         );
-        assert_eq!(parsed[2].to_wire(), dns("*.example"));
+        assert_eq!(parsed[2].to_wire(), dns("*.corp.example"));
         assert_eq!(
             parsed[2].authorization_target(),
-            (StoredIdentifier { kind: "dns".into(), value: "example".into() }, true)
+            (StoredIdentifier { kind: "dns".into(), value: "corp.example".into() }, true)
         );
     }
 
@@ -234,9 +234,12 @@ mod tests {
 
     #[test]
     fn csr_names_must_equal_the_order() {
-        let order = parse_order_identifiers(&[dns("a.example"), dns("*.example"), Identifier::ip("::1")]).unwrap();
-        let exact =
-            [SanName::Dns("*.example".into()), SanName::Dns("A.example".into()), SanName::Ip("::1".parse().unwrap())];
+        let order = parse_order_identifiers(&[dns("a.example"), dns("*.corp.example"), Identifier::ip("::1")]).unwrap();
+        let exact = [
+            SanName::Dns("*.corp.example".into()),
+            SanName::Dns("A.example".into()),
+            SanName::Ip("::1".parse().unwrap()),
+        ];
         check_csr_names(&order, &exact).unwrap();
         let extra = [exact[0].clone(), exact[1].clone(), exact[2].clone(), SanName::Dns("c.example".into())];
         let e = check_csr_names(&order, &extra).unwrap_err();

@@ -7,6 +7,7 @@ mod challenges;
 mod finalize;
 pub mod identifiers;
 mod orders;
+pub mod recovery;
 pub mod renewal_info;
 pub mod revocation;
 

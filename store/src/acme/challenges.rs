@@ -33,13 +33,14 @@ impl Store {
             return Ok(false);
         };
         let kind: Option<String> = sqlx::query_scalar(
-            "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' \
+            "UPDATE challenges SET status = 'processing', started_at = $3 WHERE id = $1 AND status = 'pending' \
              AND NOT EXISTS (SELECT 1 FROM challenges other \
                              WHERE other.authorization_id = $2 AND other.status = 'processing') \
              RETURNING type",
         )
         .bind(challenge_id)
         .bind(authorization_id)
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(kind) = kind else { return Ok(false) };
@@ -47,6 +48,19 @@ impl Store {
         audit(&mut tx, actor, "challenge.start", Kind::Challenge.subject(challenge_id), details).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Challenges still 'processing' that started before `started_before`: validations a replica abandoned when
+    /// it died. Ids ascending.
+    pub async fn stale_challenges(&self, started_before: i64, limit: i64) -> Result<Vec<i64>> {
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM challenges WHERE status = 'processing' AND started_at < $1 ORDER BY id LIMIT $2",
+        )
+        .bind(started_before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids)
     }
 
     /// Records the VA's outcome in one transaction: the challenge (which must be processing, else Invalid) becomes
