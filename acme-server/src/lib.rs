@@ -26,5 +26,5 @@ pub fn router(store: Store, ca: Arc<IssuingCa>, validator: validation::Validator
     let config = Arc::new(config);
     let ra = Ra::new(store.clone(), ca, validator, Arc::clone(&config));
     tokio::spawn(ra.clone().close_abandoned_forever());
-    wfe::router(Arc::new(wfe::Wfe { ra, store, config }))
+    wfe::router(Arc::new(wfe::Wfe::new(ra, &store, config)))
 }

@@ -5,6 +5,7 @@ mod account;
 mod authz;
 mod certificate;
 mod directory;
+pub mod nonces;
 mod order;
 mod request;
 pub mod urls;
@@ -27,8 +28,14 @@ use urls::BaseUrl;
 
 pub struct Wfe {
     pub(crate) ra: Ra,
-    pub(crate) store: Store,
+    pub(crate) nonces: nonces::Nonces,
     pub(crate) config: Arc<AcmeConfig>,
+}
+
+impl Wfe {
+    pub fn new(ra: Ra, store: &Store, config: Arc<AcmeConfig>) -> Wfe {
+        Wfe { ra, nonces: nonces::Nonces::for_store(store), config }
+    }
 }
 
 pub const REPLAY_NONCE: &str = "replay-nonce";
@@ -68,17 +75,24 @@ async fn method_not_allowed() -> AcmeError {
 
 /// RFC 8555 §6.5 and §7.1: every response carries a fresh Replay-Nonce and a Link to the directory, so a client
 /// that got a badNonce can retry at once.
+///
+/// It also reads the whole request body first (bounded), so every answer — even one refusing the request before a
+/// handler would look at the body — reaches a client that has finished sending; an HTTP/2 stream answered
+/// mid-upload is reset, and clients report the reset instead of the problem.
 async fn acme_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let base = BaseUrl::from_request_parts(&mut parts, &wfe).await;
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = match request::read_body(body, wfe.config.max_body_bytes).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(e) => e.into_response(),
+    };
     let headers = response.headers_mut();
     if let Ok(base) = base
         && let Ok(link) = HeaderValue::from_str(&format!("<{}>;rel=\"index\"", base.directory()))
     {
         headers.append(header::LINK, link);
     }
-    match wfe.store.issue_nonce(wfe.config.nonce_lifetime()).await {
+    match wfe.nonces.issue(wfe.config.nonce_lifetime()).await {
         Ok(nonce) => {
             if let Ok(value) = HeaderValue::from_str(&nonce) {
                 headers.insert(REPLAY_NONCE, value);

@@ -73,10 +73,11 @@ impl Wfe {
         body: Body,
         rule: KeyRule,
     ) -> Result<SignedRequest, AcmeError> {
+        // Already buffered by the middleware (acme_headers); this only takes it.
+        let bytes = read_body(body, self.config.max_body_bytes).await?;
         check_content_type(&parts.headers)?;
         // Routes are nested under /acme: the URL the client used is the original one.
         let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
-        let bytes = read_body(body, self.config.max_body_bytes).await?;
         let jws = Jws::from_slice(&bytes)?;
         let header = jws.header();
         let expected_url = format!("{}{}", base.0, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
@@ -99,7 +100,7 @@ impl Wfe {
             (_, None) => (jws.verify_embedded()?, None),
         };
         // After the signature: a forged request must not be able to burn a client's nonces.
-        if !self.store.consume_nonce(&nonce).await? {
+        if !self.nonces.consume(&nonce).await? {
             return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used"));
         }
         Ok(SignedRequest { jws, account })
@@ -108,7 +109,7 @@ impl Wfe {
     async fn account_for_kid(&self, base: &BaseUrl, kid: &str) -> Result<AccountRecord, AcmeError> {
         let not_found = || AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account has URL {kid:?}"));
         let id = base.account_id(kid).ok_or_else(not_found)?;
-        let account = match self.store.account(id).await {
+        let account = match self.ra.store().account(id).await {
             Ok(account) => account,
             Err(castellan_store::StoreError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
@@ -132,18 +133,30 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AcmeError> {
     }
 }
 
-/// Reads the whole body (chunked or not) up to `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, AcmeError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            AcmeError::malformed(format!("the request body is larger than {limit} bytes"))
-                .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
-        } else {
-            AcmeError::malformed(format!("reading the request body: {e}"))
+/// Reads the whole body (chunked or not) up to `limit` bytes. An oversize body is still read (and dropped) up to
+/// a bound, so the client finishes sending and hears the 413 instead of a reset stream.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, AcmeError> {
+    use http_body_util::BodyExt;
+    let drain_limit = limit.saturating_mul(16);
+    let mut body = body;
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| AcmeError::malformed(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > drain_limit {
+            break;
         }
-    })
+        if seen <= limit {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(AcmeError::malformed(format!("the request body is larger than {limit} bytes"))
+            .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    Ok(collected.into())
 }
 
 #[cfg(test)]
