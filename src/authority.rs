@@ -5,6 +5,7 @@
 
 use crate::config::Settings;
 use anyhow::{Context, Result, bail};
+use castellan_acme_server::status;
 use castellan_ca::{
     AuthorityUrls, Issuer, NameConstraintSpec, ProfileKind, Profiles, certificate_pem, fingerprint_sha256,
 };
@@ -243,9 +244,14 @@ pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let root = read_certificate(&files.root())?;
     let intermediate = read_certificate(&files.intermediate())?;
     let key = hsm.find_key_pair(&state.intermediate_key)?;
+    let issuer_key_id = castellan_ca::extensions::issuer_key_id(&intermediate)?;
+    // Unset URLs point at this server's plain-HTTP listener, when there is one, so a dev CA publishes revocation
+    // status without configuration.
+    let base = settings.status_base();
+    let base = base.as_deref();
     let urls = AuthorityUrls {
-        crl: settings.ca.crl_url.clone(),
-        ocsp: settings.ca.ocsp_url.clone(),
+        crl: settings.ca.crl_url.clone().or_else(|| base.map(|b| format!("{b}{}", status::crl_path(&issuer_key_id)))),
+        ocsp: settings.ca.ocsp_url.clone().or_else(|| base.map(|b| format!("{b}{}", status::OCSP_PATH))),
         ca_issuers: settings.ca.ca_issuers_url.clone(),
     };
     let mut profiles = Profiles::default();
@@ -257,7 +263,6 @@ pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let issuer = Issuer::new::<HsmSignature>(hsm.signer(key), vec![intermediate.clone()], &urls, profiles)?;
     let root_pem = certificate_pem(&root.to_der()?)?;
     let chain_pem = format!("{}{}", certificate_pem(&intermediate.to_der()?)?, root_pem);
-    let issuer_key_id = castellan_ca::extensions::issuer_key_id(&intermediate)?;
     let issuer_dn = intermediate.tbs_certificate.subject.to_string();
     Ok(LoadedCa {
         issuer: std::sync::Arc::new(issuer),

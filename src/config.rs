@@ -22,6 +22,9 @@ pub struct FileConfig {
     /// The ACME server under /acme: profiles, lifetimes, and where validation may connect.
     #[serde(default)]
     pub acme: castellan_acme_server::AcmeConfig,
+    /// How CRLs and OCSP responses are published: their lifetimes, refresh, and the OCSP cache.
+    #[serde(default)]
+    pub revocation: castellan_acme_server::status::StatusConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -33,7 +36,8 @@ pub struct CaConfig {
     pub intermediate_subject: String,
     pub intermediate_key: String,
     pub intermediate_lifetime_days: u64,
-    /// URLs embedded in leaf certificates (CRL distribution point, OCSP, caIssuers).
+    /// URLs embedded in leaf certificates (CRL distribution point, OCSP, caIssuers). Without them, and with
+    /// `serve.http_listen` set, leaves point at the CRL and OCSP responder on that listener.
     pub crl_url: Option<String>,
     pub ocsp_url: Option<String>,
     pub ca_issuers_url: Option<String>,
@@ -66,6 +70,9 @@ pub struct ServeConfig {
     pub tls_names: Vec<String>,
     /// Lifetime of the server's own TLS certificate; it is renewed after two thirds of it.
     pub tls_lifetime_secs: u64,
+    /// A plain-HTTP listener for CRLs and OCSP (relying parties fetch them without TLS: the responses are signed,
+    /// and a TLS check that needs revocation status could not get it over TLS). None: not served over HTTP.
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +81,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             tls_lifetime_secs: 7 * 24 * 3600,
+            http_listen: None,
         }
     }
 }
@@ -87,6 +95,10 @@ pub struct Settings {
     pub ca: CaConfig,
     pub serve: ServeConfig,
     pub acme: castellan_acme_server::AcmeConfig,
+    pub revocation: castellan_acme_server::status::StatusConfig,
+    /// `http://host:port` of the plain-HTTP listener once it is bound (not read from the file): the default base
+    /// of the CRL and OCSP URLs in leaves.
+    pub status_base_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,7 +140,24 @@ impl Settings {
         let database_url = database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", absolute(&data_dir.join("castellan.db")).display()));
-        Ok(Settings { data_dir, database_url, hsm, ca: file.ca, serve: file.serve, acme: file.acme })
+        Ok(Settings {
+            data_dir,
+            database_url,
+            hsm,
+            ca: file.ca,
+            serve: file.serve,
+            acme: file.acme,
+            revocation: file.revocation,
+            status_base_url: None,
+        })
+    }
+
+    /// The base of the CRL and OCSP URLs leaves carry when `ca.crl_url` / `ca.ocsp_url` are unset: the bound
+    /// plain-HTTP listener (`castellan serve`), else `serve.http_listen` as configured (other commands, such as
+    /// `ca issue`, when it names a port).
+    pub fn status_base(&self) -> Option<String> {
+        let configured = self.serve.http_listen.filter(|address| address.port() != 0);
+        self.status_base_url.clone().or_else(|| configured.map(|address| http_base(address, &self.serve.tls_names)))
     }
 
     pub fn ca_dir(&self) -> PathBuf {
@@ -140,6 +169,19 @@ impl Settings {
             HsmSetting::Configured(config) => config,
             HsmSetting::Dev(dev) => &dev.config,
         }
+    }
+}
+
+/// `http://host:port` for the plain-HTTP listener. A wildcard address names no host a client can reach: the
+/// server's first TLS name stands in for it.
+pub fn http_base(address: SocketAddr, tls_names: &[String]) -> String {
+    if !address.ip().is_unspecified() {
+        return format!("http://{address}");
+    }
+    let host = tls_names.first().map(String::as_str).unwrap_or("localhost");
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => format!("http://{}", SocketAddr::new(ip, address.port())),
+        Err(_) => format!("http://{host}:{}", address.port()),
     }
 }
 
@@ -182,6 +224,28 @@ mod tests {
         assert_eq!(hsm.pin, PinSource::Env("CASTELLAN_HSM_PIN".into()));
         assert_eq!(parsed.ca.max_lifetime_secs.get("tls-server"), Some(&7_776_000));
         assert_eq!(parsed.serve.tls_lifetime_secs, 604_800);
+        assert!(parsed.acme.rate_limits.new_orders_per_account.is_some());
+        parsed.acme.validate().expect("the README's [acme] section validates");
+        assert_eq!(parsed.serve.http_listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        assert_eq!(parsed.revocation.crl_next_update_secs, 86_400);
+        parsed.revocation.check().expect("the README's [revocation] settings are consistent");
+    }
+
+    #[test]
+    fn status_urls_name_a_reachable_host() {
+        let names = vec!["ca.internal".to_owned()];
+        assert_eq!(http_base("127.0.0.1:8080".parse().expect("addr"), &names), "http://127.0.0.1:8080");
+        assert_eq!(http_base("0.0.0.0:8080".parse().expect("addr"), &names), "http://ca.internal:8080");
+        assert_eq!(http_base("[::]:80".parse().expect("addr"), &["::1".to_owned()]), "http://[::1]:80");
+    }
+
+    /// The configuration scripts/run-ca runs with parses and passes the server's own checks.
+    #[test]
+    fn the_development_configuration_is_valid() {
+        let parsed: FileConfig =
+            toml::from_str(include_str!("../scripts/dev-castellan.toml")).expect("scripts/dev-castellan.toml parses");
+        parsed.acme.validate().expect("and validates");
+        assert!(parsed.acme.default_policy.is_some());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `castellan`: the command line that wires the crates together.
 
+mod accounts_cli;
 mod authority;
 mod config;
 mod devhsm;
@@ -40,6 +41,9 @@ enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Plain-HTTP address for CRLs and OCSP (overrides serve.http_listen; port 0 picks a free port).
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
     },
     /// Manage the certificate authority itself.
     #[command(subcommand)]
@@ -47,8 +51,53 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Account groups and their issuance policies.
+    #[command(subcommand)]
+    Group(accounts_cli::GroupCommand),
+    /// External account binding credentials, bound to a group.
+    #[command(subcommand)]
+    Eab(accounts_cli::EabCommand),
+    /// The global deny list every group's policy is subject to.
+    #[command(subcommand)]
+    Policy(accounts_cli::PolicyCommand),
     /// Search the certificate inventory (filters combine; newest first, or soonest expiry with --expiring-days).
     Inventory(InventoryArgs),
+    /// Revoke certificates by serial, by name, or every certificate of an ACME account. Running servers publish
+    /// the revocation (OCSP at once, the CRL within a minute); each certificate is audited.
+    Revoke(RevokeArgs),
+    /// Mark a certificate for re-issuance now (an incident): ACME renewal information (RFC 9773) then tells its
+    /// client to renew at once. The certificate stays valid.
+    RenewNow {
+        /// Serial number in hex.
+        #[arg(long)]
+        serial: String,
+    },
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    #[command(flatten)]
+    target: RevokeTarget,
+    /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, privilegeWithdrawn or aACompromise.
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct RevokeTarget {
+    /// Serial number in hex.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Every unexpired certificate naming this DNS name, IP address or URI.
+    #[arg(long)]
+    name: Option<String>,
+    /// Every unexpired certificate this ACME account obtained (its id, as in /acme/acct/<id>).
+    #[arg(long)]
+    account: Option<i64>,
 }
 
 #[derive(Args)]
@@ -189,11 +238,26 @@ fn run(cli: Cli) -> Result<()> {
         .with_context(|| format!("opening the database {}", castellan_store::redact(&settings.database_url)))?;
     let ctx = Ctx { runtime, store, settings };
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, http_listen } => {
             let mut ctx = ctx;
             if let Some(listen) = listen {
                 ctx.settings.serve.listen = listen;
             }
+            if let Some(http_listen) = http_listen {
+                ctx.settings.serve.http_listen = Some(http_listen);
+            }
+            // Bound before the CA is loaded: its address goes into the CRL and OCSP URLs of every leaf.
+            let http_listener = match ctx.settings.serve.http_listen {
+                Some(address) => {
+                    let listener = std::net::TcpListener::bind(address)
+                        .with_context(|| format!("listening on http://{address}"))?;
+                    listener.set_nonblocking(true)?;
+                    let bound = listener.local_addr()?;
+                    ctx.settings.status_base_url = Some(config::http_base(bound, &ctx.settings.serve.tls_names));
+                    Some(listener)
+                }
+                None => None,
+            };
             let hsm = open_hsm(&ctx.settings)?;
             if !authority::ca_exists(&ctx.settings) {
                 tracing::info!(dir = %ctx.settings.ca_dir().display(), "no CA yet: running the key ceremony (first start)");
@@ -205,12 +269,70 @@ fn run(cli: Cli) -> Result<()> {
             }
             let ca = ctx.load_ca(&hsm)?;
             let Ctx { runtime, store, settings } = ctx;
-            runtime.block_on(serve::run(settings, hsm, ca, store))
+            runtime.block_on(serve::run(settings, hsm, ca, store, http_listener))
         }
         Command::Ca(command) => run_ca(&ctx, command),
         Command::Audit(command) => run_audit(&ctx, command),
+        Command::Group(command) => accounts_cli::run_group(&ctx, command),
+        Command::Eab(command) => accounts_cli::run_eab(&ctx, command),
+        Command::Policy(command) => accounts_cli::run_policy(&ctx, command),
         Command::Inventory(args) => run_inventory(&ctx, args),
+        Command::Revoke(args) => run_revoke(&ctx, args),
+        Command::RenewNow { serial } => run_renew_now(&ctx, &serial),
     }
+}
+
+fn run_revoke(ctx: &Ctx, args: RevokeArgs) -> Result<()> {
+    use castellan_ca::crl::RevocationReason;
+    use castellan_store::revocation::RevocationTarget;
+    let reason: RevocationReason = args.reason.parse()?;
+    // certificateHold would promise an un-revocation Castellan does not do; removeFromCRL is for delta CRLs.
+    if matches!(reason, RevocationReason::CertificateHold | RevocationReason::RemoveFromCrl) {
+        anyhow::bail!("reason {reason} is not accepted: revocations are final and CRLs are full CRLs");
+    }
+    let RevokeTarget { serial, name, account } = args.target;
+    let target = match (serial, name, account) {
+        (Some(serial), _, _) => RevocationTarget::Serial(serial),
+        (_, Some(name), _) => RevocationTarget::Name(name),
+        (_, _, Some(account)) => RevocationTarget::Account(account),
+        (None, None, None) => anyhow::bail!("say which certificates: --serial, --name or --account"),
+    };
+    let actor = ctx.operator();
+    let store = &ctx.store;
+    let candidates = ctx.runtime.block_on(store.revocation_candidates(&target))?;
+    if candidates.is_empty() {
+        anyhow::bail!("no certificate of this CA matches {target:?}");
+    }
+    let report =
+        ctx.runtime.block_on(store.revoke_certificates(&candidates, i64::from(reason.code()), &actor.0, &actor.0))?;
+    if args.json {
+        let revoked: Vec<_> =
+            report.revoked.iter().map(|(id, serial)| serde_json::json!({"id": id, "serial": serial})).collect();
+        let json = serde_json::json!({"reason": reason.name(), "revoked": revoked, "unchanged": report.unchanged});
+        println!("{json}");
+        return Ok(());
+    }
+    for (id, serial) in &report.revoked {
+        println!("revoked  {id:>8}  {serial}  ({reason})");
+    }
+    for id in &report.unchanged {
+        println!("unchanged {id:>7}  (already revoked, or never issued)");
+    }
+    println!("{} revoked, {} unchanged", report.revoked.len(), report.unchanged.len());
+    Ok(())
+}
+
+fn run_renew_now(ctx: &Ctx, serial: &str) -> Result<()> {
+    let certificates = ctx.runtime.block_on(ctx.store.certificates_with_serial(serial))?;
+    if certificates.is_empty() {
+        anyhow::bail!("no certificate of this CA has serial {serial}");
+    }
+    let actor = ctx.operator();
+    for certificate in &certificates {
+        ctx.runtime.block_on(ctx.store.mark_renewal_due(certificate.id, &actor.0))?;
+        println!("renewal due now: {:>8}  {}  {}", certificate.id, certificate.serial, certificate.names.join(", "));
+    }
+    Ok(())
 }
 
 fn run_inventory(ctx: &Ctx, args: InventoryArgs) -> Result<()> {
@@ -247,7 +369,7 @@ fn run_inventory(ctx: &Ctx, args: InventoryArgs) -> Result<()> {
 }
 
 /// What every command shares: the settings, the database and a runtime to talk to it.
-struct Ctx {
+pub(crate) struct Ctx {
     runtime: tokio::runtime::Runtime,
     store: castellan_store::Store,
     settings: Settings,
@@ -255,7 +377,7 @@ struct Ctx {
 
 impl Ctx {
     /// The acting operator, for the audit log.
-    fn operator(&self) -> records::Actor {
+    pub(crate) fn operator(&self) -> records::Actor {
         match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
             Ok(user) => records::Actor(format!("cli:{user}")),
             Err(_) => records::Actor(format!("cli:uid-{}", nix_uid())),
@@ -297,7 +419,7 @@ fn nix_uid() -> u32 {
     std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(u32::MAX)
 }
 
-fn open_hsm(settings: &Settings) -> Result<Hsm> {
+pub(crate) fn open_hsm(settings: &Settings) -> Result<Hsm> {
     if let HsmSetting::Dev(dev) = &settings.hsm {
         devhsm::ensure_dev_token(dev)?;
     }

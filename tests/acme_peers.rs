@@ -32,8 +32,9 @@ impl Castellan {
             dir.path(),
             "castellan.toml",
             format!(
-                "[acme.validation]\nhttp01_port = {http_port}\ntls_alpn01_port = {tls_port}\n\
+                "{}[acme.validation]\nhttp01_port = {http_port}\ntls_alpn01_port = {tls_port}\n\
                  dns_resolver = \"{}\"\ndenied_networks = []\n",
+                common::acme::ALLOW_ALL_POLICY,
                 dns.addr()
             ),
         );

@@ -91,11 +91,16 @@ async fn serve_runs_on_postgresql() {
     assert!(text(&health.stdout).contains("\"status\":\"ok\""), "{}", text(&health.stdout));
     let log = server.stop();
     assert!(!dir.path().join("var/castellan.db").exists(), "no SQLite file when PostgreSQL is configured");
-    let issued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE status = 'active'")
-        .fetch_one(pg.store.raw_pool_for_tests())
-        .await
-        .expect("count");
-    assert_eq!(issued, 1, "the server's own certificate is in the inventory:\n{log}");
+    let profiles: Vec<String> =
+        sqlx::query_scalar("SELECT profile FROM certificates WHERE status = 'active' ORDER BY profile")
+            .fetch_all(pg.store.raw_pool_for_tests())
+            .await
+            .expect("profiles");
+    assert_eq!(
+        profiles,
+        ["ocsp-responder", "tls-server"],
+        "the server's own TLS and OCSP signing certificates are in the inventory:\n{log}"
+    );
     let report = pg.store.audit_verify().await.expect("verify");
     assert!(report.first_broken.is_none() && report.entries >= 2, "{report:?}");
 }

@@ -11,6 +11,8 @@ pub enum SignatureAlgorithm {
     Es256,
     /// ECDSA P-384 with SHA-384, raw `r || s` signature.
     Es384,
+    /// ECDSA P-521 with SHA-512, raw `r || s` signature (66 octets each).
+    Es512,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
     /// Ed25519.
@@ -19,14 +21,20 @@ pub enum SignatureAlgorithm {
 
 impl SignatureAlgorithm {
     /// Every supported algorithm, for the "algorithms" member of a badSignatureAlgorithm problem (RFC 8555 §6.2).
-    pub const ALL: [SignatureAlgorithm; 4] =
-        [SignatureAlgorithm::Es256, SignatureAlgorithm::Es384, SignatureAlgorithm::Rs256, SignatureAlgorithm::EdDsa];
+    pub const ALL: [SignatureAlgorithm; 5] = [
+        SignatureAlgorithm::Es256,
+        SignatureAlgorithm::Es384,
+        SignatureAlgorithm::Es512,
+        SignatureAlgorithm::Rs256,
+        SignatureAlgorithm::EdDsa,
+    ];
 
     /// The "alg" string.
     pub fn as_str(self) -> &'static str {
         match self {
             SignatureAlgorithm::Es256 => "ES256",
             SignatureAlgorithm::Es384 => "ES384",
+            SignatureAlgorithm::Es512 => "ES512",
             SignatureAlgorithm::Rs256 => "RS256",
             SignatureAlgorithm::EdDsa => "EdDSA",
         }
@@ -42,6 +50,7 @@ impl SignatureAlgorithm {
         match self {
             SignatureAlgorithm::Es256 => KeyKind::P256,
             SignatureAlgorithm::Es384 => KeyKind::P384,
+            SignatureAlgorithm::Es512 => KeyKind::P521,
             SignatureAlgorithm::Rs256 => KeyKind::Rsa,
             SignatureAlgorithm::EdDsa => KeyKind::Ed25519,
         }

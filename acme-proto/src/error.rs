@@ -38,7 +38,7 @@ pub enum JwsError {
     AlgNone,
     #[error("MAC algorithm {0:?} is only allowed on an external account binding")]
     MacNotAllowed(String),
-    #[error("unsupported signature algorithm {0:?} (supported: ES256, ES384, RS256, EdDSA)")]
+    #[error("unsupported signature algorithm {0:?} (supported: ES256, ES384, ES512, RS256, EdDSA)")]
     UnsupportedAlgorithm(String),
     #[error("alg {alg} does not match the {key} key")]
     AlgKeyMismatch { alg: &'static str, key: KeyKind },

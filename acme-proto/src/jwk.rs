@@ -1,7 +1,7 @@
 //! Public JWKs (RFC 7517, RFC 7518 §6) for the key types an ACME account may use, and their RFC 7638 thumbprint.
 //!
-//! Supported: EC P-256 and P-384, RSA with a 2048..=8192-bit modulus, OKP Ed25519. P-521 is refused
-//! ([`JwkError::UnsupportedKey`]): ring, which verifies our signatures, has no P-521.
+//! Supported: EC P-256, P-384 and P-521, RSA with a 2048..=8192-bit modulus, OKP Ed25519. ring verifies all but
+//! P-521, which RustCrypto's p521 verifies.
 
 use std::fmt;
 
@@ -45,6 +45,7 @@ pub enum JwkError {
 pub enum KeyKind {
     P256,
     P384,
+    P521,
     Rsa,
     Ed25519,
 }
@@ -54,6 +55,7 @@ impl fmt::Display for KeyKind {
         f.write_str(match self {
             KeyKind::P256 => "EC P-256",
             KeyKind::P384 => "EC P-384",
+            KeyKind::P521 => "EC P-521",
             KeyKind::Rsa => "RSA",
             KeyKind::Ed25519 => "OKP Ed25519",
         })
@@ -69,6 +71,10 @@ enum Key {
     P384 {
         x: [u8; 48],
         y: [u8; 48],
+    },
+    P521 {
+        x: [u8; 66],
+        y: [u8; 66],
     },
     /// Big-endian, no leading zero octets.
     Rsa {
@@ -129,6 +135,10 @@ impl Jwk {
         let key = match (x.try_into(), y.try_into(), x.try_into(), y.try_into()) {
             (Ok(x), Ok(y), _, _) => check_p256(x, y)?,
             (_, _, Ok(x), Ok(y)) => check_p384(x, y)?,
+            _ if coords.len() == 132 => check_p521(
+                x.try_into().map_err(|_| JwkError::InvalidKey("P-521 x".into()))?,
+                y.try_into().map_err(|_| JwkError::InvalidKey("P-521 y".into()))?,
+            )?,
             _ => return Err(JwkError::UnsupportedKey(format!("EC point of {} bytes", point.len()))),
         };
         Ok(Jwk { key })
@@ -151,6 +161,9 @@ impl Jwk {
         if let Ok(key) = p384::PublicKey::from_public_key_der(spki) {
             return Self::from_ec_sec1(key.to_encoded_point(false).as_bytes());
         }
+        if let Ok(key) = p521::PublicKey::from_public_key_der(spki) {
+            return Self::from_ec_sec1(key.to_encoded_point(false).as_bytes());
+        }
         if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_der(spki) {
             return Self::from_ed25519(key.to_bytes());
         }
@@ -166,6 +179,7 @@ impl Jwk {
         match self.key {
             Key::P256 { .. } => KeyKind::P256,
             Key::P384 { .. } => KeyKind::P384,
+            Key::P521 { .. } => KeyKind::P521,
             Key::Rsa { .. } => KeyKind::Rsa,
             Key::Ed25519 { .. } => KeyKind::Ed25519,
         }
@@ -184,6 +198,7 @@ impl Jwk {
         match &self.key {
             Key::P256 { x, y } => [&[4u8][..], x, y].concat(),
             Key::P384 { x, y } => [&[4u8][..], x, y].concat(),
+            Key::P521 { x, y } => [&[4u8][..], x, y].concat(),
             Key::Ed25519 { x } => x.to_vec(),
             Key::Rsa { .. } => Vec::new(),
         }
@@ -203,6 +218,7 @@ impl Jwk {
         match &self.key {
             Key::P256 { x, y } => ec_json("P-256", x, y),
             Key::P384 { x, y } => ec_json("P-384", x, y),
+            Key::P521 { x, y } => ec_json("P-521", x, y),
             Key::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64::encode(e), b64::encode(n)),
             Key::Ed25519 { x } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x)),
         }
@@ -219,6 +235,7 @@ impl Jwk {
         match &self.key {
             Key::P256 { x, y } => json!({"crv": "P-256", "kty": "EC", "x": b64::encode(x), "y": b64::encode(y)}),
             Key::P384 { x, y } => json!({"crv": "P-384", "kty": "EC", "x": b64::encode(x), "y": b64::encode(y)}),
+            Key::P521 { x, y } => json!({"crv": "P-521", "kty": "EC", "x": b64::encode(x), "y": b64::encode(y)}),
             Key::Rsa { n, e } => json!({"e": b64::encode(e), "kty": "RSA", "n": b64::encode(n)}),
             Key::Ed25519 { x } => json!({"crv": "Ed25519", "kty": "OKP", "x": b64::encode(x)}),
         }
@@ -262,7 +279,8 @@ fn parse_ec(obj: &Map<String, Value>) -> Result<Key, JwkError> {
     match str_member(obj, "crv")? {
         "P-256" => check_p256(fixed(obj, "x")?, fixed(obj, "y")?),
         "P-384" => check_p384(fixed(obj, "x")?, fixed(obj, "y")?),
-        other => Err(JwkError::UnsupportedKey(format!("EC curve {other:?} (supported: P-256, P-384)"))),
+        "P-521" => check_p521(fixed(obj, "x")?, fixed(obj, "y")?),
+        other => Err(JwkError::UnsupportedKey(format!("EC curve {other:?} (supported: P-256, P-384, P-521)"))),
     }
 }
 
@@ -276,6 +294,12 @@ fn check_p384(x: [u8; 48], y: [u8; 48]) -> Result<Key, JwkError> {
     let point = [&[4u8][..], &x, &y].concat();
     p384::PublicKey::from_sec1_bytes(&point).map_err(|_| JwkError::InvalidKey("point is not on P-384".into()))?;
     Ok(Key::P384 { x, y })
+}
+
+fn check_p521(x: [u8; 66], y: [u8; 66]) -> Result<Key, JwkError> {
+    let point = [&[4u8][..], &x, &y].concat();
+    p521::PublicKey::from_sec1_bytes(&point).map_err(|_| JwkError::InvalidKey("point is not on P-521".into()))?;
+    Ok(Key::P521 { x, y })
 }
 
 fn parse_okp(obj: &Map<String, Value>) -> Result<Key, JwkError> {
@@ -436,7 +460,9 @@ mod tests {
         short["x"] = json!("AAAA");
         assert!(matches!(Jwk::from_value(&short), Err(JwkError::InvalidKey(_))));
         let p521 = json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"});
-        assert!(matches!(Jwk::from_value(&p521), Err(JwkError::UnsupportedKey(_))));
+        assert!(matches!(Jwk::from_value(&p521), Err(JwkError::InvalidKey(_))));
+        let secp256k1 = json!({"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA"});
+        assert!(matches!(Jwk::from_value(&secp256k1), Err(JwkError::UnsupportedKey(_))));
         // RFC 8037 Appendix A.2 Ed25519 key.
         let ed = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
         let jwk = Jwk::from_value(&ed).unwrap();

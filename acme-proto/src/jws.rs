@@ -217,6 +217,14 @@ fn verify_signature(alg: SignatureAlgorithm, key: &Jwk, msg: &[u8], sig: &[u8]) 
         SignatureAlgorithm::Es384 => {
             UnparsedPublicKey::new(&rs::ECDSA_P384_SHA384_FIXED, key.ring_public_key()).verify(msg, sig)
         }
+        // ring has no P-521: RustCrypto's p521 verifies it (SHA-512, fixed-size r || s).
+        SignatureAlgorithm::Es512 => {
+            use p521::ecdsa::signature::Verifier;
+            let verifying = p521::ecdsa::VerifyingKey::from_sec1_bytes(&key.ring_public_key())
+                .map_err(|_| JwsError::BadSignature)?;
+            let signature = p521::ecdsa::Signature::from_slice(sig).map_err(|_| JwsError::BadSignature)?;
+            return verifying.verify(msg, &signature).map_err(|_| JwsError::BadSignature);
+        }
         SignatureAlgorithm::EdDsa => UnparsedPublicKey::new(&rs::ED25519, key.ring_public_key()).verify(msg, sig),
         SignatureAlgorithm::Rs256 => {
             let (n, e) = key.rsa_components().ok_or(JwsError::BadSignature)?;

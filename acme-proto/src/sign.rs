@@ -68,6 +68,20 @@ impl JwsSigner for p256::ecdsa::SigningKey {
     }
 }
 
+impl JwsSigner for p521::ecdsa::SigningKey {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::Es512
+    }
+    fn public_jwk(&self) -> Result<Jwk, SignError> {
+        let verifying = p521::ecdsa::VerifyingKey::from(self);
+        Jwk::from_ec_sec1(verifying.to_encoded_point(false).as_bytes()).map_err(jwk_err)
+    }
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
+        let sig: p521::ecdsa::Signature = self.try_sign(signing_input).map_err(|e| SignError::Signer(e.to_string()))?;
+        Ok(sig.to_bytes().to_vec())
+    }
+}
+
 impl JwsSigner for p384::ecdsa::SigningKey {
     fn algorithm(&self) -> SignatureAlgorithm {
         SignatureAlgorithm::Es384
@@ -107,5 +121,35 @@ impl JwsSigner for rsa::RsaPrivateKey {
         let digest = Sha256::digest(signing_input);
         rsa::RsaPrivateKey::sign(self, rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
             .map_err(|e| SignError::Signer(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod es512_tests {
+    use super::*;
+    use crate::jws::{Jws, KeyRef};
+
+    #[test]
+    fn es512_signs_and_verifies_and_refuses_tampering() {
+        let key = p521::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let jwk = key.public_jwk().unwrap();
+        assert_eq!(jwk.kind(), crate::jwk::KeyKind::P521);
+        let header = ProtectedHeader {
+            alg: SignatureAlgorithm::Es512,
+            key: KeyRef::Jwk(jwk.clone()),
+            nonce: Some("n".into()),
+            url: "https://ca.test/acme/new-account".into(),
+            extra: Default::default(),
+        };
+        let signed = sign_flattened(&header, b"{}", &key).unwrap();
+        assert_eq!(crate::b64::decode(&signed.signature).unwrap().len(), 132);
+        let body = serde_json::to_vec(&signed).unwrap();
+        let verified = Jws::from_slice(&body).unwrap().verify_embedded().unwrap();
+        assert_eq!(verified.key(), &jwk);
+        assert_eq!(Jwk::from_json_str(&jwk.canonical_json()).unwrap(), jwk);
+        let mut tampered = signed.clone();
+        tampered.payload = crate::b64::encode(b"{\"x\":1}");
+        let body = serde_json::to_vec(&tampered).unwrap();
+        assert!(Jws::from_slice(&body).unwrap().verify_embedded().is_err());
     }
 }

@@ -165,13 +165,16 @@ fn alg_none_and_mac_are_refused() {
     assert_eq!(err, JwsError::MacNotAllowed("HS256".into()));
     assert_eq!(err.problem_type(), "badSignatureAlgorithm");
 
-    for alg in ["ES512", "PS256", "RS512", "es256"] {
+    // ES512 is supported, but not with this P-256 key.
+    let err = parse_and_verify(&raw_jws(header_json("ES512", &key), b"{}", &key)).unwrap_err();
+    assert!(matches!(err, JwsError::AlgKeyMismatch { alg: "ES512", .. }), "{err:?}");
+    for alg in ["PS256", "RS512", "es256", "ES256K"] {
         let err = parse_and_verify(&raw_jws(header_json(alg, &key), b"{}", &key)).unwrap_err();
         assert_eq!(err, JwsError::UnsupportedAlgorithm(alg.into()));
     }
     let problem = castellan_acme_proto::types::Problem::from(&err);
     assert_eq!(problem.kind, "urn:ietf:params:acme:error:badSignatureAlgorithm");
-    assert_eq!(problem.algorithms.unwrap(), ["ES256", "ES384", "RS256", "EdDSA"]);
+    assert_eq!(problem.algorithms.unwrap(), ["ES256", "ES384", "ES512", "RS256", "EdDSA"]);
 }
 
 #[test]

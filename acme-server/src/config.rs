@@ -31,7 +31,45 @@ pub struct AcmeConfig {
     pub profiles: BTreeMap<String, ProfileConfig>,
     pub default_profile: String,
     pub external_account_required: bool,
+    /// The policy of the default group (accounts created without external account binding) while no "default"
+    /// group is stored: a castellan-policy document. Unset: the default group may have nothing.
+    pub default_policy: Option<serde_json::Value>,
+    pub rate_limits: RateLimitSettings,
     pub validation: ValidationSettings,
+}
+
+/// GCRA limits shared by every replica through the store; each is off unless set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// newOrder per account.
+    pub new_orders_per_account: Option<LimitSetting>,
+    /// newOrder per account group (all its accounts together).
+    pub new_orders_per_group: Option<LimitSetting>,
+    /// newAccount per client IP address.
+    pub new_accounts_per_ip: Option<LimitSetting>,
+    /// Failed validations per registered domain (the last two labels of a name; an IP address as itself).
+    pub failed_validations_per_domain: Option<LimitSetting>,
+}
+
+/// `count` per `period_secs`, in bursts of up to `burst` (default: `count`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSetting {
+    pub count: u32,
+    pub period_secs: u64,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl LimitSetting {
+    pub fn limit(self) -> castellan_store::rate_limits::Limit {
+        castellan_store::rate_limits::Limit::new(
+            self.count,
+            Duration::from_secs(self.period_secs),
+            self.burst.unwrap_or(self.count),
+        )
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -136,12 +174,39 @@ impl Default for AcmeConfig {
             profiles,
             default_profile: "tls-server".into(),
             external_account_required: false,
+            default_policy: None,
+            rate_limits: RateLimitSettings::default(),
             validation: ValidationSettings::default(),
         }
     }
 }
 
 impl AcmeConfig {
+    /// Refuses a configuration the server could not run with, before it starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(policy) = &self.default_policy {
+            castellan_policy::GroupPolicy::from_json(&policy.to_string())
+                .map_err(|e| format!("acme.default_policy: {e}"))?;
+        }
+        let limits = &self.rate_limits;
+        for (name, limit) in [
+            ("new_orders_per_account", limits.new_orders_per_account),
+            ("new_orders_per_group", limits.new_orders_per_group),
+            ("new_accounts_per_ip", limits.new_accounts_per_ip),
+            ("failed_validations_per_domain", limits.failed_validations_per_domain),
+        ] {
+            if let Some(limit) = limit
+                && (limit.count == 0 || limit.period_secs == 0 || limit.burst == Some(0))
+            {
+                return Err(format!("acme.rate_limits.{name}: count, period_secs and burst must be positive"));
+            }
+        }
+        if !self.profiles.contains_key(&self.default_profile) {
+            return Err(format!("acme.default_profile {:?} is not among acme.profiles", self.default_profile));
+        }
+        self.validation.to_config().map(|_| ()).map_err(|e| format!("acme.validation: {e}"))
+    }
+
     pub fn order_lifetime(&self) -> Duration {
         Duration::from_secs(self.order_lifetime_secs)
     }

@@ -7,10 +7,13 @@
 //!   finalization, revocation, renewal information. It asks the VA to validate and the CA to sign.
 //! - [`validation`] (the VA): the only part that reaches out to the network, to prove control of identifiers.
 //! - [`problem`]: every ACME problem type and its HTTP status, in one place.
+//! - [`status`]: revocation status for relying parties — the CRL and the OCSP responder — beside ACME rather than
+//!   inside it: it serves anyone, over plain HTTP, and speaks no ACME.
 
 pub mod config;
 pub mod problem;
 pub mod ra;
+pub mod status;
 pub mod validation;
 pub mod wfe;
 
@@ -20,11 +23,18 @@ pub use ra::{IssuingCa, Ra};
 use castellan_store::Store;
 use std::sync::Arc;
 
-/// Builds the ACME routes (under /acme) over a store, an issuing CA and a validator, and starts the sweep that
-/// closes work a dead replica left unfinished. Call from within a Tokio runtime.
-pub fn router(store: Store, ca: Arc<IssuingCa>, validator: validation::Validator, config: AcmeConfig) -> axum::Router {
+/// Builds the ACME routes (under /acme) over a store, an issuing CA, a validator and (to verify external account
+/// bindings) the token's sealing key, and starts the sweep that closes work a dead replica left unfinished. Call
+/// from within a Tokio runtime.
+pub fn router(
+    store: Store,
+    ca: Arc<IssuingCa>,
+    validator: validation::Validator,
+    config: AcmeConfig,
+    eab_keys: Option<ra::eab::EabKeys>,
+) -> axum::Router {
     let config = Arc::new(config);
-    let ra = Ra::new(store.clone(), ca, validator, Arc::clone(&config));
+    let ra = Ra::new(store.clone(), ca, validator, Arc::clone(&config), eab_keys);
     tokio::spawn(ra.clone().close_abandoned_forever());
     wfe::router(Arc::new(wfe::Wfe::new(ra, &store, config)))
 }

@@ -260,10 +260,7 @@ impl<S> Issuer<S> {
         S::VerifyingKey: EncodePublicKey,
         Sig: SignatureBitStringEncoding,
     {
-        let (certificate, der) = sign_tbs_der(&prepared.tbs_der, &self.signer)?;
-        if self.verify_after_signing {
-            verify_certificate_signature(&certificate, &self.certificate.tbs_certificate.subject_public_key_info)?;
-        }
+        let (certificate, der) = self.sign_exact(&prepared.tbs_der)?;
         let mut chain_pem = certificate_pem(&der)?;
         chain_pem.push_str(&self.chain_pem);
         Ok(Issued {
@@ -278,6 +275,28 @@ impl<S> Issuer<S> {
             der,
             chain_pem,
         })
+    }
+
+    /// Signs exactly `tbs_der` (already linted) and assembles the certificate, checking RSA signatures after.
+    pub(crate) fn sign_exact<Sig>(&self, tbs_der: &[u8]) -> Result<(Certificate, Vec<u8>), CaError>
+    where
+        S: CaSigner<Sig>,
+        S::VerifyingKey: EncodePublicKey,
+        Sig: SignatureBitStringEncoding,
+    {
+        let (certificate, der) = sign_tbs_der(tbs_der, &self.signer)?;
+        if self.verify_after_signing {
+            verify_certificate_signature(&certificate, &self.certificate.tbs_certificate.subject_public_key_info)?;
+        }
+        Ok((certificate, der))
+    }
+
+    pub(crate) fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
+        &self.signature_algorithm
+    }
+
+    pub(crate) fn backdate(&self) -> Duration {
+        self.backdate
     }
 
     fn leaf_tbs(

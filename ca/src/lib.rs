@@ -14,6 +14,7 @@ pub mod lint;
 pub mod names;
 pub mod ocsp;
 pub mod profile;
+pub mod responder;
 pub mod serial;
 pub mod sign;
 
@@ -24,4 +25,5 @@ pub use csr::{SanName, VerifiedCsr, verify_csr};
 pub use error::CaError;
 pub use issuer::{AuthorityUrls, IssuanceRequest, Issued, Issuer, PreparedCertificate};
 pub use profile::{Profile, ProfileKind, Profiles};
+pub use responder::{PreparedResponder, RESPONDER_PROFILE};
 pub use sign::{CaSigner, certificate_pem, fingerprint_sha256};

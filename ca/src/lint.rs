@@ -104,6 +104,8 @@ pub enum LintError {
     MissingUriSan,
     #[error("{count} URI SANs; an X.509-SVID has exactly one SPIFFE ID")]
     MultipleUriSans { count: usize },
+    #[error("extendedKeyUsage has {eku}, which this certificate must not carry")]
+    ExtraEku { eku: ObjectIdentifier },
 }
 
 /// A stable short code for each refusal, for logs and metrics.
@@ -140,6 +142,7 @@ pub fn lint_error_kind(error: &LintError) -> &'static str {
         LintError::EmptySubjectSanNotCritical => "empty-subject-san-not-critical",
         LintError::MissingUriSan => "missing-uri-san",
         LintError::MultipleUriSans { .. } => "multiple-uri-sans",
+        LintError::ExtraEku { .. } => "extra-eku",
     }
 }
 
@@ -200,6 +203,56 @@ pub fn lint_tbs(tbs_der: &[u8], policy: &LintPolicy) -> Result<(), LintError> {
     if policy.require_uri_san && sans.uris.is_empty() {
         return Err(LintError::MissingUriSan);
     }
+    Ok(())
+}
+
+/// Refuses the DER TBSCertificate of a delegated OCSP responder (RFC 6960 §4.2.2.2) unless it is fit to sign: V3,
+/// a good serial and key, at most `max_lifetime`, keyUsage digitalSignature without certificate or CRL signing,
+/// extendedKeyUsage exactly id-kp-OCSPSigning (a responder key should sign nothing else), id-pkix-ocsp-nocheck
+/// (NULL), basicConstraints cA false, an AKI with a keyIdentifier, and an SKI. No SAN: it certifies no name.
+pub fn lint_ocsp_responder_tbs(tbs_der: &[u8], max_lifetime: Duration) -> Result<(), LintError> {
+    use const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
+    use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
+    let tbs = Tbs::from_der(tbs_der).map_err(LintError::Malformed)?;
+    if tbs.version != Version::V3 {
+        return Err(LintError::NotV3 { version: tbs.version });
+    }
+    lint_serial(tbs.serial_number.as_bytes())?;
+    let policy = LintPolicy { max_lifetime, required_ekus: vec![], require_uri_san: false, allow_ip_sans: false };
+    lint_validity(&tbs, &policy)?;
+    key::classify_and_check(&tbs.subject_public_key_info)?;
+    let extensions = tbs.extensions.as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    if let Some(dup) = extensions.iter().find(|ext| !seen.insert(ext.extn_id)) {
+        return Err(LintError::DuplicateExtension { oid: dup.extn_id });
+    }
+    let (_, key_usage) = required::<KeyUsage>(extensions, "keyUsage")?;
+    if !key_usage.digital_signature() {
+        return Err(LintError::NoDigitalSignature);
+    }
+    if key_usage.key_cert_sign() || key_usage.crl_sign() {
+        return Err(LintError::CaKeyUsage);
+    }
+    let (_, eku) = required::<ExtendedKeyUsage>(extensions, "extendedKeyUsage")?;
+    if !eku.0.contains(&ID_KP_OCSP_SIGNING) {
+        return Err(LintError::MissingEku { eku: ID_KP_OCSP_SIGNING });
+    }
+    if let Some(extra) = eku.0.iter().find(|oid| **oid != ID_KP_OCSP_SIGNING) {
+        return Err(LintError::ExtraEku { eku: *extra });
+    }
+    let nocheck = extensions.iter().find(|ext| ext.extn_id == ID_PKIX_OCSP_NOCHECK);
+    let nocheck = nocheck.ok_or(LintError::MissingExtension { extension: "id-pkix-ocsp-nocheck" })?;
+    der::asn1::Null::from_der(nocheck.extn_value.as_bytes())
+        .map_err(|source| LintError::BadExtension { extension: "id-pkix-ocsp-nocheck", source })?;
+    let (_, basic) = required::<BasicConstraints>(extensions, "basicConstraints")?;
+    if basic.ca {
+        return Err(LintError::CaTrue);
+    }
+    let (_, aki) = required::<AuthorityKeyIdentifier>(extensions, "authorityKeyIdentifier")?;
+    if aki.key_identifier.is_none() {
+        return Err(LintError::AkiWithoutKeyId);
+    }
+    required::<SubjectKeyIdentifier>(extensions, "subjectKeyIdentifier")?;
     Ok(())
 }
 
@@ -713,5 +766,44 @@ mod tests {
         assert_eq!(lint_error_kind(&LintError::BadWildcard { name, source }), "bad-wildcard");
         let weak = KeyError::WeakKey { key: crate::key::KeyKind::Rsa { bits: 1024 }, reason: "" };
         assert_eq!(lint_error_kind(&LintError::Key(weak)), "weak-key");
+    }
+
+    /// A responder TBS: the good leaf without SAN, with EKU OCSPSigning and ocsp-nocheck.
+    fn responder() -> Tbs {
+        use const_oid::db::rfc5280::ID_KP_OCSP_SIGNING;
+        let nocheck = Extension {
+            extn_id: const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK,
+            critical: false,
+            extn_value: OctetString::new(vec![0x05, 0x00]).expect("octets"),
+        };
+        good()
+            .without_ext(SubjectAltName::OID)
+            .with_ext(ext(&ExtendedKeyUsage(vec![ID_KP_OCSP_SIGNING]), true))
+            .with_ext(nocheck)
+    }
+
+    #[test]
+    fn ocsp_responder_lints() {
+        use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
+        let lint = |tbs: Tbs| lint_ocsp_responder_tbs(&tbs.to_der().expect("encode"), Duration::from_secs(90 * DAY));
+        assert_eq!(lint(responder()), Ok(()));
+        let both = ext(&ExtendedKeyUsage(vec![const_oid::db::rfc5280::ID_KP_OCSP_SIGNING, ID_KP_SERVER_AUTH]), true);
+        assert!(matches!(lint(responder().with_ext(both)), Err(LintError::ExtraEku { .. })));
+        let leaf_eku = ext(&ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]), false);
+        assert!(matches!(lint(responder().with_ext(leaf_eku)), Err(LintError::MissingEku { .. })));
+        let missing = lint(responder().without_ext(ID_PKIX_OCSP_NOCHECK));
+        assert!(matches!(missing, Err(LintError::MissingExtension { extension: "id-pkix-ocsp-nocheck" })));
+        let not_null = Extension {
+            extn_id: ID_PKIX_OCSP_NOCHECK,
+            critical: false,
+            extn_value: OctetString::new(vec![0x01, 0x01, 0xff]).expect("octets"),
+        };
+        assert!(matches!(lint(responder().with_ext(not_null)), Err(LintError::BadExtension { .. })));
+        let signs_crls = ext(&KeyUsage(KeyUsages::DigitalSignature | KeyUsages::CRLSign), true);
+        assert!(matches!(lint(responder().with_ext(signs_crls)), Err(LintError::CaKeyUsage)));
+        let ca = ext(&BasicConstraints { ca: true, path_len_constraint: None }, true);
+        assert!(matches!(lint(responder().with_ext(ca)), Err(LintError::CaTrue)));
+        let long = Validity { not_before: time(NOT_BEFORE), not_after: time(NOT_BEFORE + 91 * DAY) };
+        assert!(matches!(lint(Tbs { validity: long, ..responder() }), Err(LintError::LifetimeTooLong { .. })));
     }
 }

@@ -13,6 +13,10 @@ pub enum DnsPattern {
 impl DnsPattern {
     pub fn parse(text: &str) -> Result<DnsPattern, PolicyError> {
         let bad = |why: &str| PolicyError::DnsPattern { pattern: text.to_owned(), why: why.to_owned() };
+        if text == "." {
+            // The root's subtree: every name. For a default group that may have anything.
+            return Ok(DnsPattern::Subtree(String::new()));
+        }
         if text != text.to_ascii_lowercase() {
             return Err(bad("patterns are lower-case"));
         }
@@ -39,14 +43,15 @@ impl DnsPattern {
     pub fn text(&self) -> String {
         match self {
             DnsPattern::Exact(name) => name.clone(),
+            DnsPattern::Subtree(name) if name.is_empty() => ".".to_owned(),
             DnsPattern::Subtree(name) => format!(".{name}"),
         }
     }
 }
 
-/// `name` equals `base` or lies below it.
+/// `name` equals `base` or lies below it (every name lies below the root, "").
 fn at_or_below(name: &str, base: &str) -> bool {
-    name == base || name.strip_suffix(base).is_some_and(|head| head.ends_with('.'))
+    base.is_empty() || name == base || name.strip_suffix(base).is_some_and(|head| head.ends_with('.'))
 }
 
 /// `name` lies strictly below `base`.
@@ -126,6 +131,14 @@ mod tests {
         assert!(deny.denying("prod.corp.example").is_none());
         assert!(deny.denying("*.other.example").is_none());
         assert!(deny.denying("api.corp.example").is_none());
+    }
+
+    #[test]
+    fn the_root_subtree_allows_every_name() {
+        let all = patterns(&["."]);
+        assert_eq!(all.allowing("a.example").as_deref(), Some("."));
+        assert_eq!(all.allowing("*.example").as_deref(), Some("."));
+        assert_eq!(all.allowing("localhost").as_deref(), Some("."));
     }
 
     #[test]

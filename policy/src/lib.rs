@@ -18,7 +18,8 @@
 //! }
 //! ```
 //!
-//! DNS patterns: `name.example` is that name only; `.name.example` is every name below it (not the name itself).
+//! DNS patterns: `name.example` is that name only; `.name.example` is every name below it (not the name itself);
+//! `.` is every name.
 //! A wildcard identifier `*.x.example` needs `"wildcards": true` and a pattern that covers every name it would
 //! match: `*.x.example` itself, or a subtree at or above `x.example`. A deny pattern refuses a wildcard when any
 //! name the wildcard matches would be refused.

@@ -1,5 +1,6 @@
 //! `castellan serve`: the HTTPS front of the CA.
 
+mod http;
 mod routes;
 mod tls;
 
@@ -23,7 +24,15 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 10_000;
 
-pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Result<()> {
+/// Runs the server. `http_listener` is the plain-HTTP listener for revocation status, bound before the CA was
+/// loaded (its address is in the CRL and OCSP URLs the CA puts in leaves).
+pub async fn run(
+    settings: Settings,
+    hsm: Hsm,
+    ca: LoadedCa,
+    store: Store,
+    http_listener: Option<std::net::TcpListener>,
+) -> Result<()> {
     let ca = Arc::new(ca);
     let identity = tls::ServerIdentity::load_or_issue(
         hsm.clone(),
@@ -51,15 +60,37 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Re
         issuer_key_id: ca.issuer_key_id.clone(),
         issuer_dn: ca.issuer_dn.clone(),
     });
-    let acme = castellan_acme_server::router(store.clone(), issuing, validator, settings.acme.clone());
+    let status = castellan_acme_server::status::Status::start(castellan_acme_server::status::StatusSetup {
+        store: store.clone(),
+        ca: Arc::clone(&issuing),
+        config: settings.revocation.clone(),
+        state_dir: settings.data_dir.join("ocsp"),
+        crl_url: settings.ca.crl_url.clone(),
+        ocsp_url: settings.ca.ocsp_url.clone(),
+    })
+    .await
+    .context("starting the CRL and OCSP service")?;
+    settings.acme.validate().map_err(anyhow::Error::msg)?;
+    let eab_keys =
+        castellan_acme_server::ra::eab::EabKeys::open(hsm.clone()).await.context("the token's sealing key")?;
+    let acme = castellan_acme_server::router(store.clone(), issuing, validator, settings.acme.clone(), Some(eab_keys));
     let app = routes::router(routes::AppState {
         root_pem: ca.root_pem.clone(),
         chain_pem: ca.chain_pem.clone(),
         issuer: ca.intermediate.tbs_certificate.subject.to_string(),
         token: hsm.token_label().to_owned(),
     })
-    .merge(acme);
+    .merge(acme)
+    .merge(status.router());
     tokio::spawn(purge_nonces(store.clone()));
+    if let Some(listener) = http_listener {
+        let listener = TcpListener::from_std(listener).context("the HTTP listener")?;
+        let address = listener.local_addr()?;
+        tokio::spawn(http::serve(listener, status.router()));
+        tracing::info!(%address, "serving CRLs and OCSP over HTTP");
+        // Printed before the https line, which scripts and tests wait for.
+        println!("serving revocation status on http://{address}");
+    }
     let listener = TcpListener::bind(settings.serve.listen)
         .await
         .with_context(|| format!("listening on {}", settings.serve.listen))?;
@@ -93,6 +124,12 @@ pub async fn run(settings: Settings, hsm: Hsm, ca: LoadedCa, store: Store) -> Re
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
+            // Handlers that limit by client address (newAccount) find it here.
+            let client = castellan_acme_server::wfe::ClientAddr(peer.ip());
+            let app = tower::ServiceExt::map_request(app, move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(client);
+                request
+            });
             let service = TowerToHyperService::new(app);
             let mut builder = ConnectionBuilder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

@@ -36,6 +36,7 @@
 //! not depend on serde_json's `preserve_order` feature, which another crate in the build could switch on.
 
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Backend, Store, unix_now};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -336,7 +337,7 @@ pub async fn audit_append_in(tx: &mut Transaction<'_, Any>, event: &AuditEvent) 
 impl Store {
     /// Appends an entry in a transaction of its own.
     pub async fn audit_append(&self, event: &AuditEvent) -> Result<AuditEntry> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let entry = audit_append_in(&mut tx, event).await?;
         tx.commit().await?;
         tracing::debug!(seq = entry.seq, action = %entry.action, "audit entry appended");

@@ -1,14 +1,19 @@
 //! Castellan's persistence: one `Store` over SQLite (the embedded default) or PostgreSQL (shared by replicas),
 //! chosen by the database URL. It holds the certificate inventory, the issuers, the hash-chained audit log, and
 //! the ACME server's state (accounts, orders, authorizations, challenges, nonces); the policy and distribution
-//! tables are in the schema for the issues that fill them.
+//! tables are in the schema for the issues that fill them. `revocation` feeds CRLs, OCSP and the operator's
+//! revocation commands.
 
 pub mod acme;
+pub mod admin;
 pub mod audit;
 mod db;
 mod error;
 pub mod inventory;
 pub mod nonces;
+pub mod rate_limits;
+pub mod revocation;
+mod write;
 
 #[cfg(feature = "testkit")]
 #[doc(hidden)]
@@ -24,6 +29,8 @@ use sqlx::AnyPool;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's writers queue here rather than inside SQLite (see `write.rs`).
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -35,7 +42,7 @@ impl Store {
         };
         let (pool, backend) = db::connect(url, max_connections).await?;
         db::migrate(&pool, backend).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, writers: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -214,6 +214,10 @@ impl Responder {
     }
 }
 
+/// The default group's policy in ACME tests that are not about policy: every name and address.
+pub const ALLOW_ALL_POLICY: &str =
+    "[acme.default_policy]\ndns = { allow = [\".\"], wildcards = true }\nip = { allow = [\"0.0.0.0/0\", \"::/0\"] }\n";
+
 /// A `castellan serve` set up for ACME tests: validation may reach loopback, http-01 goes to our responder.
 pub struct Acme {
     pub dir: tempfile::TempDir,
@@ -233,11 +237,13 @@ impl Acme {
         let responder = Responder::start();
         // Long enough that fast validations and signatures answer in one round trip, unless the test says.
         let wait = if extra_config.contains("wait_for_outcome_ms") { "" } else { "wait_for_outcome_ms = 3000\n" };
+        // Tests about policy bring their own; the others may have anything.
+        let policy = if extra_config.contains("default_policy") { "" } else { ALLOW_ALL_POLICY };
         let config = write(
             dir.path(),
             "castellan.toml",
             format!(
-                "{top_level}\n[acme]\n{wait}{extra_config}\n[acme.validation]\nhttp01_port = {}\n\
+                "{top_level}\n[acme]\n{wait}{extra_config}\n{policy}[acme.validation]\nhttp01_port = {}\n\
                  denied_networks = []\ntimeout_secs = 5\n",
                 responder.port
             ),

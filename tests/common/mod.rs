@@ -37,6 +37,8 @@ pub fn ok(cmd: &mut Command) -> String {
 pub struct Server {
     child: Child,
     pub address: String,
+    /// The plain-HTTP listener for CRLs and OCSP, when `serve.http_listen` is configured.
+    pub http_address: Option<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -61,24 +63,35 @@ impl Server {
         });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // The http line, when there is one, comes before the https line.
+            let mut http = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("serving revocation status on http://") {
+                    http = Some(address.to_owned());
+                }
                 if let Some(address) = line.strip_prefix("listening on https://") {
-                    let _ = tx.send(address.to_owned());
+                    let _ = tx.send((address.to_owned(), http.take()));
                 }
             }
         });
-        let address = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(address) => address,
+        let (address, http_address) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addresses) => addresses,
             Err(_) => {
                 let _ = child.kill();
                 panic!("castellan serve did not start:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default());
             }
         };
-        Server { child, address, stderr: log }
+        Server { child, address, http_address, stderr: log }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{}", self.address, path)
+    }
+
+    /// A URL on the plain-HTTP listener; panics when the server has none.
+    pub fn http_url(&self, path: &str) -> String {
+        let address = self.http_address.as_deref().expect("the server was started with serve.http_listen");
+        format!("http://{address}{path}")
     }
 
     pub fn log(&self) -> String {

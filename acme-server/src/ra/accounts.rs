@@ -19,7 +19,14 @@ pub enum NewAccountOutcome {
 }
 
 impl Ra {
-    pub async fn new_account(&self, key: &Jwk, request: &NewAccount) -> Result<NewAccountOutcome, AcmeError> {
+    /// `url` is the newAccount URL the request was signed for: an external account binding must name it too.
+    pub async fn new_account(
+        &self,
+        key: &Jwk,
+        request: &NewAccount,
+        url: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<NewAccountOutcome, AcmeError> {
         let thumbprint = key.thumbprint();
         if let Some(existing) = self.store.account_by_thumbprint(&thumbprint).await? {
             return Ok(NewAccountOutcome::Existing(existing));
@@ -40,18 +47,29 @@ impl Ra {
             ));
         }
         let contacts = check_contacts(request.contact.as_deref().unwrap_or_default())?;
+        self.limit_new_account(client).await?;
+        // A binding is verified even where none is required: it is how an account joins its group.
+        let binding = match &request.external_account_binding {
+            Some(binding) => Some(self.verify_eab(binding, key, url).await?),
+            None => None,
+        };
         let new = castellan_store::acme::NewAccount {
             jwk_json: key.canonical_json(),
             jwk_thumbprint: thumbprint,
             contacts,
             terms_agreed: request.terms_of_service_agreed == Some(true),
-            group_id: None,
-            eab_key_id: None,
+            group_id: binding.as_ref().map(|b| b.group_id),
+            eab_key_id: binding.map(|b| b.key_id),
         };
-        Ok(match self.store.create_account(&new, "acme:new-account").await? {
-            AccountCreation::Created(account) => NewAccountOutcome::Created(account),
-            AccountCreation::Existing(account) => NewAccountOutcome::Existing(account),
-        })
+        match self.store.create_account(&new, "acme:new-account").await {
+            Ok(AccountCreation::Created(account)) => Ok(NewAccountOutcome::Created(account)),
+            Ok(AccountCreation::Existing(account)) => Ok(NewAccountOutcome::Existing(account)),
+            // The credential was used (or deleted) by a concurrent newAccount since it was checked.
+            Err(StoreError::Conflict { .. } | StoreError::Invalid { .. }) => Err(AcmeError::unauthorized(
+                "external account binding: this key id has already been used to create an account",
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn update_contacts(

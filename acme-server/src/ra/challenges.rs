@@ -95,7 +95,8 @@ impl Ra {
         let ra = self.clone();
         // The validation runs on its own task: a client that hangs up must not abandon it half-way.
         let task = tokio::spawn(async move { ra.validate_and_record(challenge_id, request, actor).await });
-        if tokio::time::timeout(self.config.wait_for_outcome(), task).await.is_ok() {
+        let wait = self.config.wait_for_outcome();
+        if !wait.is_zero() && tokio::time::timeout(wait, task).await.is_ok() {
             return self.challenge(account, challenge_id).await;
         }
         // Still validating when the wait ran out: answer with the state we put it in; the client polls.
@@ -112,6 +113,18 @@ impl Ra {
             },
             Err(e) => {
                 tracing::info!(challenge_id, identifier = %request.identifier.value, error = %e, "validation failed");
+                let identifier = match request.identifier.kind {
+                    castellan_acme_proto::types::IdentifierType::Ip => {
+                        request.identifier.value.parse().ok().map(super::identifiers::OrderIdentifier::Ip)
+                    }
+                    _ => Some(super::identifiers::OrderIdentifier::Dns {
+                        name: request.identifier.value.clone(),
+                        wildcard: false,
+                    }),
+                };
+                if let Some(identifier) = identifier {
+                    self.charge_failed_validation(&identifier).await;
+                }
                 ChallengeOutcome::Invalid {
                     error: serde_json::json!({
                         "type": format!("urn:ietf:params:acme:error:{}", e.problem_type()),

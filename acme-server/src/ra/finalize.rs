@@ -91,7 +91,8 @@ impl Ra {
         let ra = self.clone();
         let order_id = order.id;
         let task = tokio::spawn(async move { ra.sign_and_record(order_id, prepared, replaces, actor).await });
-        if tokio::time::timeout(self.config.wait_for_outcome(), task).await.is_ok() {
+        let wait = self.config.wait_for_outcome();
+        if !wait.is_zero() && tokio::time::timeout(wait, task).await.is_ok() {
             return Ok(self.store.order(order_id).await?);
         }
         // Still signing when the wait ran out: answer with the state we put it in; the client polls.
@@ -119,11 +120,23 @@ impl Ra {
         };
         let identifiers: Vec<OrderIdentifier> =
             order.identifiers.iter().filter_map(OrderIdentifier::from_stored).collect();
+        // The policy as it is now, not as it was at newOrder.
+        let policy = self.effective_policy(account).await?;
+        Ra::check_identifiers(policy.policy(), &identifiers)?;
+        Ra::check_profile(policy.policy(), &profile)?;
+        // The group's maximum shortens the certificate rather than refusing it (the client asked for no length).
+        let lifetime = match (lifetime, policy.policy().max_lifetime_secs()) {
+            (Some(l), Some(max)) => Some(l.min(Duration::from_secs(max))),
+            (None, Some(max)) => Some(Duration::from_secs(max)),
+            (l, None) => l,
+        };
+        let key_policy = policy;
         let account_thumbprint = account.jwk_thumbprint.clone();
         let issuer = Arc::clone(&self.ca.issuer);
         // CSR signature checks are CPU work: off the async threads.
         tokio::task::spawn_blocking(move || {
             let csr = castellan_ca::verify_csr(&csr_der).map_err(|e| csr_problem(&e))?;
+            Ra::check_key(key_policy.policy(), &csr.key_kind)?;
             let spki = csr.request.info.public_key.to_der().map_err(|e| AcmeError::internal("encoding a key", &e))?;
             if Jwk::from_spki_der(&spki).is_ok_and(|jwk| jwk.thumbprint() == account_thumbprint) {
                 return Err(AcmeError::new(

@@ -4,9 +4,12 @@
 
 mod accounts;
 mod challenges;
+pub mod eab;
 mod finalize;
 pub mod identifiers;
+pub mod limits;
 mod orders;
+pub mod policy;
 pub mod recovery;
 pub mod renewal_info;
 pub mod revocation;
@@ -26,11 +29,19 @@ pub struct Ra {
     ca: Arc<IssuingCa>,
     validator: Validator,
     config: Arc<AcmeConfig>,
+    /// None where no token is at hand to unseal EAB keys; bindings are then refused.
+    eab_keys: Option<eab::EabKeys>,
 }
 
 impl Ra {
-    pub fn new(store: Store, ca: Arc<IssuingCa>, validator: Validator, config: Arc<AcmeConfig>) -> Self {
-        Ra { store, ca, validator, config }
+    pub fn new(
+        store: Store,
+        ca: Arc<IssuingCa>,
+        validator: Validator,
+        config: Arc<AcmeConfig>,
+        eab_keys: Option<eab::EabKeys>,
+    ) -> Self {
+        Ra { store, ca, validator, config, eab_keys }
     }
 
     pub fn store(&self) -> &Store {

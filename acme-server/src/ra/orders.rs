@@ -57,6 +57,15 @@ impl Ra {
         let not_before = request.not_before.as_deref().map(|v| parse_time("notBefore", v)).transpose()?;
         let not_after = request.not_after.as_deref().map(|v| parse_time("notAfter", v)).transpose()?;
         self.check_validity_request(&profile, now, not_before, not_after)?;
+        // Policy first at the door (and again at finalization: it may change in between).
+        let policy = self.effective_policy(account).await?;
+        Ra::check_identifiers(policy.policy(), &identifiers)?;
+        Ra::check_profile(policy.policy(), &profile)?;
+        if let Some(not_after) = not_after {
+            Ra::check_lifetime(policy.policy(), u64::try_from(not_after - now).unwrap_or(0))?;
+        }
+        self.check_failed_validations(&identifiers).await?;
+        self.limit_new_order(account.id, &policy.group_name).await?;
         let replaces = match &request.replaces {
             Some(cert_id) => Some(self.check_replaces(account, cert_id, &identifiers).await?),
             None => None,

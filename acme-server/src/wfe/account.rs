@@ -14,10 +14,16 @@ use super::{Wfe, json_resource, resource_id, views};
 use crate::problem::AcmeError;
 use crate::ra::NewAccountOutcome;
 
-pub async fn new_account(State(wfe): State<Arc<Wfe>>, base: BaseUrl, request: Request) -> Result<Response, AcmeError> {
+pub async fn new_account(
+    State(wfe): State<Arc<Wfe>>,
+    base: BaseUrl,
+    client: Option<axum::Extension<super::ClientAddr>>,
+    request: Request,
+) -> Result<Response, AcmeError> {
     let signed = wfe.verify(&base, request, KeyRule::Jwk).await?;
     let payload: NewAccount = signed.payload()?;
-    let (status, account) = match wfe.ra.new_account(signed.jws.key(), &payload).await? {
+    let url = signed.jws.header().url.clone();
+    let (status, account) = match wfe.ra.new_account(signed.jws.key(), &payload, &url, client.map(|c| c.0.0)).await? {
         NewAccountOutcome::Created(account) => (StatusCode::CREATED, account),
         NewAccountOutcome::Existing(account) => (StatusCode::OK, account),
     };

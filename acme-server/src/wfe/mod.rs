@@ -40,6 +40,10 @@ impl Wfe {
 
 pub const REPLAY_NONCE: &str = "replay-nonce";
 
+/// The client's address, put in each request's extensions by the server's connection loop.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// The ACME routes, under [`urls::PREFIX`].
 pub fn router(wfe: Arc<Wfe>) -> Router {
     let routes = Router::new()

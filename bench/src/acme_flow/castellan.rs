@@ -28,7 +28,8 @@ pub async fn start(http01_port: u16) -> Result<Server> {
     let (dns_port, dns_pid) = crate::pebble::start_dns(&mut guard).await?;
 
     let config = format!(
-        "[acme.validation]\nhttp01_port = {http01_port}\ndns_resolver = \"127.0.0.1:{dns_port}\"\n\
+        "[acme.default_policy]\ndns = {{ allow = [\".\"] }}\n\
+         [acme.validation]\nhttp01_port = {http01_port}\ndns_resolver = \"127.0.0.1:{dns_port}\"\n\
          # The responder is on loopback.\ndenied_networks = []\n"
     );
     let config_path = dir.join("castellan.toml");

@@ -3,6 +3,7 @@
 use super::model::{ACCOUNT_COLUMNS, AccountCreation, AccountRecord, NewAccount, account_from_row};
 use super::{Kind, audit, check_text, json_text, unauthorized, why_not};
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -19,7 +20,7 @@ impl Store {
             return Ok(AccountCreation::Existing(existing));
         }
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO accounts (jwk_json, jwk_thumbprint, status, contacts_json, group_id, eab_key_id, \
              terms_agreed, created_at, updated_at) VALUES ($1, $2, 'valid', $3, $4, $5, $6, $7, $7) \
@@ -32,7 +33,7 @@ impl Store {
         .bind(&new.eab_key_id)
         .bind(i64::from(new.terms_agreed))
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await
         .map_err(|e| insert_error(e, new))?;
         let Some(row) = row else {
@@ -52,7 +53,7 @@ impl Store {
                 .bind(now)
                 .bind(account.id)
                 .bind(key_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let details = json!({
@@ -85,7 +86,7 @@ impl Store {
         for contact in contacts {
             check_text("contact", contact)?;
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "UPDATE accounts SET contacts_json = $1, updated_at = $2 WHERE id = $3 AND status = 'valid' \
              RETURNING {ACCOUNT_COLUMNS}"
@@ -93,7 +94,7 @@ impl Store {
         .bind(json_text(contacts)?)
         .bind(unix_now())
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
             return Err(why_not(&mut tx, Kind::Account, id, "valid").await);
@@ -110,14 +111,14 @@ impl Store {
     /// certificate. Orders already processing finish. Audit "account.deactivate".
     pub async fn deactivate_account(&self, id: i64, actor: &str) -> Result<AccountRecord> {
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "UPDATE accounts SET status = 'deactivated', updated_at = $1 WHERE id = $2 AND status = 'valid' \
              RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(now)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
             return Err(why_not(&mut tx, Kind::Account, id, "valid").await);
@@ -129,7 +130,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let error = unauthorized(format!("account {id} was deactivated"));
         let orders: Vec<i64> = sqlx::query_scalar(
@@ -139,7 +140,7 @@ impl Store {
         .bind(json_text(&error)?)
         .bind(now)
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let details =
             json!({ "authorizations_deactivated": sorted(authorizations), "orders_invalidated": sorted(orders) });
@@ -168,7 +169,7 @@ impl Store {
         if new_thumbprint == old_thumbprint {
             return Err(key_in_use());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "UPDATE accounts SET jwk_json = $1, jwk_thumbprint = $2, updated_at = $3 \
              WHERE id = $4 AND status = 'valid' AND jwk_thumbprint = $5 RETURNING {ACCOUNT_COLUMNS}"
@@ -178,13 +179,13 @@ impl Store {
         .bind(unix_now())
         .bind(id)
         .bind(old_thumbprint)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await
         .map_err(|e| if StoreError::is_unique_violation(&e) { key_in_use() } else { e.into() })?;
         let Some(row) = row else {
             let current = sqlx::query_scalar::<_, String>("SELECT jwk_thumbprint FROM accounts WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             return Err(match current {
                 Some(current) if current != old_thumbprint => StoreError::Invalid {

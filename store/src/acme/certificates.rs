@@ -4,11 +4,10 @@
 use super::{Kind, audit, check_text};
 use crate::error::{Result, StoreError};
 use crate::inventory::CertificateRecord;
+use crate::revocation::REASON_CODES as REASONS;
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use serde_json::json;
-
-/// RFC 5280 §5.3.1 CRLReason codes; 7 is unused.
-const REASONS: [i64; 10] = [0, 1, 2, 3, 4, 5, 6, 8, 9, 10];
 
 impl Store {
     /// The certificate with this serial (hex of the serial's content octets, either case) under the issuer whose
@@ -46,14 +45,14 @@ impl Store {
         }
         check_text("revoked_by", revoked_by)?;
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let serial: Option<String> = sqlx::query_scalar(
             "UPDATE certificates SET status = 'revoked', renewal_due_at = $1, updated_at = $1 \
              WHERE id = $2 AND status NOT IN ('pending', 'failed', 'revoked') RETURNING serial",
         )
         .bind(now)
         .bind(certificate_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let already = || StoreError::Conflict { what: format!("revocation of certificate {certificate_id}") };
         let Some(serial) = serial else {
@@ -66,13 +65,11 @@ impl Store {
                 },
             });
         };
+        // Replicas learn of the revocation by this epoch (see crate::revocation); taken after the certificate row,
+        // as the lock order says.
+        let epoch = crate::revocation::next_epoch(&mut tx).await?;
         // The primary key catches a certificate revoked, set live again by an operator, and revoked once more.
-        sqlx::query("INSERT INTO revocations (certificate_id, reason, revoked_at, revoked_by) VALUES ($1, $2, $3, $4)")
-            .bind(certificate_id)
-            .bind(reason)
-            .bind(now)
-            .bind(revoked_by)
-            .execute(&mut *tx)
+        crate::revocation::insert_revocation(&mut tx, certificate_id, reason, now, revoked_by, epoch)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { already() } else { e.into() })?;
         let details = json!({ "serial": serial, "reason": reason, "revoked_by": revoked_by });

@@ -5,6 +5,7 @@ use super::model::{AuthorizationRecord, ChallengeOutcome};
 use super::orders::{authorization_in, orders_linking};
 use super::{Kind, audit, json_text, unauthorized, why_not};
 use crate::error::Result;
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use serde_json::json;
 
@@ -14,7 +15,7 @@ impl Store {
     /// True iff this call started it: of any number of concurrent callers, across replicas, exactly one gets true.
     /// NotFound for an unknown challenge. Audit "challenge.start".
     pub async fn start_challenge(&self, challenge_id: i64, now: i64, actor: &str) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         // The authorization's row is the lock every start and finish of its challenges queues on (PostgreSQL's row
         // lock; SQLite's write lock): the sibling check below then sees what the previous holder committed.
         let authorization_id: Option<i64> = sqlx::query_scalar(
@@ -24,7 +25,7 @@ impl Store {
         )
         .bind(challenge_id)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(authorization_id) = authorization_id else {
             if super::status_of(&mut tx, Kind::Challenge, challenge_id).await?.is_none() {
@@ -41,7 +42,7 @@ impl Store {
         .bind(challenge_id)
         .bind(authorization_id)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(kind) = kind else { return Ok(false) };
         let details = json!({ "authorization_id": authorization_id, "type": kind });
@@ -79,14 +80,14 @@ impl Store {
             ChallengeOutcome::Valid { validated_at, .. } => ("valid", Some(*validated_at), None),
             ChallengeOutcome::Invalid { error } => ("invalid", None, Some(json_text(error)?)),
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         // Lock order: the authorization before its challenge, as start_challenge does.
         let authorization_id: Option<i64> = sqlx::query_scalar(
             "UPDATE authorizations SET updated_at = updated_at \
              WHERE id = (SELECT authorization_id FROM challenges WHERE id = $1) RETURNING id",
         )
         .bind(challenge_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(authorization_id) = authorization_id else {
             return Err(Kind::Challenge.not_found(challenge_id));
@@ -99,7 +100,7 @@ impl Store {
         .bind(validated_at)
         .bind(&error_json)
         .bind(challenge_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(kind) = kind else {
             return Err(why_not(&mut tx, Kind::Challenge, challenge_id, "processing").await);
@@ -120,7 +121,7 @@ impl Store {
             .bind(now)
             .bind(authorization_id),
         }
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
 
         let mut orders_changed = Vec::new();
@@ -136,7 +137,7 @@ impl Store {
                         .bind(&error_json)
                         .bind(now)
                         .bind(order_id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?
                         .rows_affected()
                             == 1
@@ -180,14 +181,14 @@ impl Store {
     /// and ready orders that list it. Audit "authorization.deactivate".
     pub async fn deactivate_authorization(&self, id: i64, actor: &str) -> Result<AuthorizationRecord> {
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let done = sqlx::query(
             "UPDATE authorizations SET status = 'deactivated', updated_at = $1 \
              WHERE id = $2 AND status IN ('pending', 'valid')",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() != 1 {
             return Err(why_not(&mut tx, Kind::Authorization, id, "pending or valid").await);
@@ -202,7 +203,7 @@ impl Store {
             .bind(&error)
             .bind(now)
             .bind(order_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if done.rows_affected() == 1 {
                 invalidated.push(order_id);

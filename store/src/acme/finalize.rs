@@ -9,6 +9,7 @@ use super::model::OrderRecord;
 use super::orders::order_in;
 use super::{Kind, audit, json_text, why_not};
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,7 +25,7 @@ impl Store {
         certificate_id: i64,
         actor: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let done = sqlx::query(
             "UPDATE orders SET status = 'processing', csr_der = $1, certificate_id = $2, updated_at = $3 \
              WHERE id = $4 AND status = 'ready'",
@@ -33,7 +34,7 @@ impl Store {
         .bind(certificate_id)
         .bind(unix_now())
         .bind(order_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() != 1 {
             if super::status_of(&mut tx, Kind::Order, order_id).await?.is_none() {
@@ -61,14 +62,14 @@ impl Store {
         actor: &str,
     ) -> Result<OrderRecord> {
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let certificate_id: Option<Option<i64>> = sqlx::query_scalar(
             "UPDATE orders SET status = 'valid', updated_at = $1 WHERE id = $2 AND status = 'processing' \
              RETURNING certificate_id",
         )
         .bind(now)
         .bind(order_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let certificate_id = match certificate_id {
             None => return Err(why_not(&mut tx, Kind::Order, order_id, "processing").await),
@@ -91,7 +92,7 @@ impl Store {
                 .bind(certificate_id)
                 .bind(now)
                 .bind(old)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             if linked.rows_affected() != 1 {
                 return Err(Kind::Certificate.not_found(old));
@@ -99,14 +100,14 @@ impl Store {
             sqlx::query("UPDATE certificates SET replaces_id = $1 WHERE id = $2")
                 .bind(old)
                 .bind(certificate_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
 
         let (serial, names): (String, String) =
             sqlx::query_as("SELECT serial, sans_json FROM certificates WHERE id = $1")
                 .bind(certificate_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
         let names: Value = serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(format!("sans_json: {e}")))?;
         let order = order_in(&mut tx, order_id).await?;
@@ -134,7 +135,7 @@ impl Store {
         actor: &str,
     ) -> Result<OrderRecord> {
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let certificate_id: Option<Option<i64>> = sqlx::query_scalar(
             "UPDATE orders SET status = 'invalid', error_json = $1, updated_at = $2 \
              WHERE id = $3 AND status = 'processing' RETURNING certificate_id",
@@ -142,7 +143,7 @@ impl Store {
         .bind(json_text(error)?)
         .bind(now)
         .bind(order_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(certificate_id) = certificate_id else {
             return Err(why_not(&mut tx, Kind::Order, order_id, "processing").await);
@@ -154,7 +155,7 @@ impl Store {
             )
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             marked_failed = done.rows_affected() == 1;
         }

@@ -35,6 +35,8 @@ pub use model::{
     NewOrder, OrderRecord, OrderStatus, StoredIdentifier,
 };
 
+pub(crate) use model::{ACCOUNT_COLUMNS, account_from_row};
+
 use crate::audit::{AuditEvent, audit_append_in};
 use crate::error::{Result, StoreError};
 use serde_json::Value;
@@ -115,13 +117,13 @@ async fn why_not(conn: &mut AnyConnection, kind: Kind, id: i64, wanted: &str) ->
 
 /// Appends the audit entry for this transaction's change: last, just before committing, because it holds the
 /// audit chain's lock until the transaction ends.
-async fn audit(tx: &mut Tx<'_>, actor: &str, action: &str, subject: String, details: Value) -> Result<()> {
+pub(crate) async fn audit(tx: &mut Tx<'_>, actor: &str, action: &str, subject: String, details: Value) -> Result<()> {
     audit_append_in(tx, &AuditEvent::new(actor, action, subject).with_details(details)).await?;
     Ok(())
 }
 
 /// PostgreSQL's TEXT cannot hold NUL where SQLite's can: refuse it on both, with a clear error.
-fn check_text(what: &'static str, text: &str) -> Result<()> {
+pub(crate) fn check_text(what: &'static str, text: &str) -> Result<()> {
     if text.contains('\0') {
         return Err(StoreError::Invalid { what, why: "contains a NUL character".to_owned() });
     }
@@ -133,7 +135,7 @@ fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid { what: "JSON value", why: e.to_string() })
 }
 
-fn check_limit(limit: i64) -> Result<()> {
+pub(crate) fn check_limit(limit: i64) -> Result<()> {
     if limit < 0 {
         return Err(StoreError::Invalid { what: "limit", why: format!("{limit} is negative") });
     }

@@ -8,6 +8,7 @@ use super::model::{
 };
 use super::{Kind, Tx, audit, check_limit, check_text, json_text, why_not};
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
@@ -23,10 +24,10 @@ impl Store {
     pub async fn create_order(&self, new: &NewOrder, actor: &str) -> Result<OrderRecord> {
         validate(new)?;
         let now = unix_now();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let account = sqlx::query("UPDATE accounts SET updated_at = updated_at WHERE id = $1 AND status = 'valid'")
             .bind(new.account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if account.rows_affected() != 1 {
             return Err(why_not(&mut tx, Kind::Account, new.account_id, "valid").await);
@@ -53,7 +54,7 @@ impl Store {
             .bind(id)
             .bind(new.account_id)
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             match status.as_deref() {
                 Some("valid") => {}
@@ -84,7 +85,7 @@ impl Store {
         .bind(&new.replaces)
         .bind(new.expires_at)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| {
             if StoreError::is_unique_violation(&e) {
@@ -103,7 +104,7 @@ impl Store {
                 .bind(order_id)
                 .bind(authorization_id)
                 .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
 
@@ -223,7 +224,7 @@ impl Store {
     /// pending or ready → invalid with `error` (the order expired, or an authorization did). Invalid from any other
     /// state. Audit "order.invalid".
     pub async fn invalidate_order(&self, order_id: i64, error: &Value, actor: &str) -> Result<OrderRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let updated: Option<i64> = sqlx::query_scalar(
             "UPDATE orders SET status = 'invalid', error_json = $1, updated_at = $2 \
              WHERE id = $3 AND status IN ('pending', 'ready') RETURNING id",
@@ -231,7 +232,7 @@ impl Store {
         .bind(json_text(error)?)
         .bind(unix_now())
         .bind(order_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if updated.is_none() {
             return Err(why_not(&mut tx, Kind::Order, order_id, "pending or ready").await);

@@ -4,6 +4,7 @@
 use super::index_name;
 use super::model::NewCertificate;
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Backend, Store, unix_now};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
@@ -29,7 +30,7 @@ impl Store {
         let now = unix_now();
         let (certificates_per_statement, names_per_statement) = rows_per_statement(self.backend());
         let mut ids = vec![0i64; rows.len()];
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         for (chunk_index, chunk) in rows.chunks(certificates_per_statement).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO certificates (created_at, updated_at, status, issuer_id, issuer_key_id, issuer_dn, serial, \
@@ -70,7 +71,7 @@ impl Store {
                     .bind(&cert.owner)
                     .bind(cert.replaces_id);
             }
-            let returned = query.fetch_all(&mut *tx).await.map_err(|e| {
+            let returned = query.fetch_all(&mut **tx).await.map_err(|e| {
                 if StoreError::is_unique_violation(&e) {
                     StoreError::Conflict { what: "a serial (or certificate) in this batch".into() }
                 } else {
@@ -122,7 +123,7 @@ impl Store {
             for (id, value, reversed) in chunk {
                 query = query.bind(*id).bind(value).bind(reversed);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
         tx.commit().await?;
         Ok(ids)

@@ -9,10 +9,12 @@ mod bulk;
 mod model;
 mod search;
 
+pub(crate) use model::{CERTIFICATE_COLUMNS, certificate_from_row};
 pub use model::{CertificateRecord, CertificateSource, CertificateStatus, IssuerRecord, NewCertificate, NewIssuer};
 pub use search::{CertificateQuery, NameMatch, Page};
 
 use crate::error::{Result, StoreError};
+use crate::write::Durability;
 use crate::{Store, unix_now};
 use sqlx::Row;
 
@@ -63,7 +65,7 @@ impl Store {
 
     /// Step one of issuance: the serial and TBS hash, before the HSM signs. Returns the row id.
     pub async fn reserve_certificate(&self, cert: &NewCertificate) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Relaxed).await?;
         let id = reserve_in(&mut tx, cert).await?;
         tx.commit().await?;
         Ok(id)
@@ -71,7 +73,7 @@ impl Store {
 
     /// Step two of issuance: the signed certificate. Only a pending row can be completed, and only once.
     pub async fn complete_certificate(&self, id: i64, certificate_der: &[u8], cert_sha256: &[u8]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
         tx.commit().await?;
         Ok(())
@@ -86,7 +88,7 @@ impl Store {
         cert_sha256: &[u8],
         event: &crate::audit::AuditEvent,
     ) -> Result<crate::audit::AuditEntry> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
         // Last before commit: appending holds the audit chain's lock until the transaction ends.
         let entry = crate::audit::audit_append_in(&mut tx, event).await?;
@@ -112,7 +114,7 @@ impl Store {
         cert_sha256: &[u8],
     ) -> Result<i64> {
         // One transaction: a failure leaves nothing behind, not a pending row that blocks a second import.
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write(Durability::Durable).await?;
         let id = reserve_in(&mut tx, cert).await?;
         complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
         tx.commit().await?;
