@@ -1,6 +1,7 @@
 //! `castellan`: the command line that wires the crates together.
 
 mod accounts_cli;
+mod admin_cli;
 mod authority;
 mod config;
 mod devhsm;
@@ -60,6 +61,9 @@ enum Command {
     /// The global deny list every group's policy is subject to.
     #[command(subcommand)]
     Policy(accounts_cli::PolicyCommand),
+    /// The admin API: its first token.
+    #[command(subcommand)]
+    Admin(admin_cli::AdminCommand),
     /// Search the certificate inventory (filters combine; newest first, or soonest expiry with --expiring-days).
     Inventory(InventoryArgs),
     /// Revoke certificates by serial, by name, or every certificate of an ACME account. Running servers publish
@@ -276,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Group(command) => accounts_cli::run_group(&ctx, command),
         Command::Eab(command) => accounts_cli::run_eab(&ctx, command),
         Command::Policy(command) => accounts_cli::run_policy(&ctx, command),
+        Command::Admin(command) => admin_cli::run(&ctx, command),
         Command::Inventory(args) => run_inventory(&ctx, args),
         Command::Revoke(args) => run_revoke(&ctx, args),
         Command::RenewNow { serial } => run_renew_now(&ctx, &serial),

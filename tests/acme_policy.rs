@@ -3,9 +3,7 @@
 
 mod common;
 
-use castellan_acme_proto::b64;
 use common::acme::{Acme, RawClient};
-use der::Encode;
 use serde_json::json;
 
 const POLICY: &str = r#"wait_for_outcome_ms = 3000
@@ -20,15 +18,9 @@ fn order(client: &RawClient, identifiers: serde_json::Value) -> common::acme::Re
     client.post(&client.url("newOrder"), Some(&json!({ "identifiers": identifiers })))
 }
 
+/// A fresh P-256 key's CSR for 127.0.0.1.
 fn p256_csr_for_localhost_ip() -> String {
-    use x509_cert::builder::{Builder, RequestBuilder};
-    use x509_cert::ext::pkix::SubjectAltName;
-    use x509_cert::ext::pkix::name::GeneralName;
-    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-    let mut builder = RequestBuilder::new(x509_cert::name::Name::default(), &key).expect("builder");
-    let ip = GeneralName::IpAddress(der::asn1::OctetString::new(vec![127, 0, 0, 1]).expect("ip"));
-    builder.add_extension(&SubjectAltName(vec![ip])).expect("san");
-    b64::encode(builder.build::<p256::ecdsa::DerSignature>().expect("csr").to_der().expect("der"))
+    common::acme::csr(&p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng), &["127.0.0.1"], &[])
 }
 
 #[test]

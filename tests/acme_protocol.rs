@@ -4,32 +4,10 @@
 mod common;
 
 use castellan_acme_proto::{JwsSigner, KeyRef, b64};
-use common::acme::{Acme, Reply, poll};
+use common::acme::{Acme, Reply, csr, poll};
 use common::write;
-use der::{Decode, Encode};
+use der::Decode;
 use serde_json::{Value, json};
-
-/// A CSR signed by `key` for the given IP and DNS names.
-fn csr(key: &p256::ecdsa::SigningKey, ips: &[&str], dns: &[&str]) -> String {
-    use x509_cert::builder::{Builder, RequestBuilder};
-    use x509_cert::ext::pkix::SubjectAltName;
-    use x509_cert::ext::pkix::name::GeneralName;
-    let mut names: Vec<GeneralName> =
-        dns.iter().map(|d| GeneralName::DnsName(der::asn1::Ia5String::new(d).expect("ia5"))).collect();
-    for ip in ips {
-        let ip: std::net::IpAddr = ip.parse().expect("ip");
-        let octets = match ip {
-            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-        };
-        names.push(GeneralName::IpAddress(der::asn1::OctetString::new(octets).expect("octets")));
-    }
-    let subject = x509_cert::name::Name::default();
-    let mut builder = RequestBuilder::new(subject, key).expect("builder");
-    builder.add_extension(&SubjectAltName(names)).expect("san");
-    let request = builder.build::<p256::ecdsa::DerSignature>().expect("csr");
-    b64::encode(request.to_der().expect("der"))
-}
 
 fn new_key() -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng)

@@ -10,6 +10,7 @@
 //! - [`status`]: revocation status for relying parties — the CRL and the OCSP responder — beside ACME rather than
 //!   inside it: it serves anyone, over plain HTTP, and speaks no ACME.
 
+pub mod admin;
 pub mod config;
 pub mod problem;
 pub mod ra;
@@ -17,6 +18,7 @@ pub mod status;
 pub mod validation;
 pub mod wfe;
 
+pub use admin::router as admin_router;
 pub use config::AcmeConfig;
 pub use ra::{IssuingCa, Ra};
 

@@ -73,6 +73,7 @@ pub async fn run(
     settings.acme.validate().map_err(anyhow::Error::msg)?;
     let eab_keys =
         castellan_acme_server::ra::eab::EabKeys::open(hsm.clone()).await.context("the token's sealing key")?;
+    let admin = castellan_acme_server::admin_router(store.clone(), Some(eab_keys.clone()));
     let acme = castellan_acme_server::router(store.clone(), issuing, validator, settings.acme.clone(), Some(eab_keys));
     let app = routes::router(routes::AppState {
         root_pem: ca.root_pem.clone(),
@@ -81,6 +82,7 @@ pub async fn run(
         token: hsm.token_label().to_owned(),
     })
     .merge(acme)
+    .merge(admin)
     .merge(status.router());
     tokio::spawn(purge_nonces(store.clone()));
     if let Some(listener) = http_listener {
