@@ -2,6 +2,7 @@
 
 mod accounts_cli;
 mod admin_cli;
+mod admin_client;
 mod authority;
 mod config;
 mod devhsm;

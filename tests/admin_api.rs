@@ -263,3 +263,55 @@ fn admin_api_authenticates_every_operation_and_audits_every_change() {
     assert_eq!(page["entries"][0]["seq"], 2, "{page}");
     assert_eq!(page["next_after_seq"], 3, "{page}");
 }
+
+#[test]
+fn the_admin_cli_drives_the_api_with_tables_and_json() {
+    let acme = Acme::start("");
+    let out = bootstrap(&acme, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token =
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")["token"].as_str().expect("token").to_owned();
+    let admin = |args: &[&str]| {
+        let out = run(castellan()
+            .arg("--data-dir")
+            .arg(acme.dir.path().join("var"))
+            .arg("admin")
+            .args(args)
+            .env("CASTELLAN_ADMIN_URL", acme.server.url(""))
+            .env("CASTELLAN_ADMIN_TOKEN", &token));
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let policy = common::write(acme.dir.path(), "apps.json", r#"{"dns": {"allow": [".apps.castellan.test"]}}"#);
+    let (ok, stdout, stderr) = admin(&["group-create", "apps", "--policy", policy.to_str().expect("path")]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("created group apps"), "{stdout}");
+
+    // A table for people...
+    let (ok, table, stderr) = admin(&["groups"]);
+    assert!(ok, "{stderr}");
+    assert!(table.starts_with("NAME") && table.contains("apps") && table.contains(".apps.castellan.test"), "{table}");
+    // ...JSON for scripts.
+    let (ok, json, _) = admin(&["eab-create", "--group", "apps", "--json"]);
+    assert!(ok);
+    let eab: Value = serde_json::from_str(&json).expect("json");
+    assert!(eab["key_id"].is_string() && eab["hmac_key"].is_string(), "{eab}");
+    let (ok, raw, _) = admin(&["api", "GET", "/eab"]);
+    assert!(ok && raw.contains(eab["key_id"].as_str().expect("key id")), "{raw}");
+
+    // A refusal from the API is the command's error, with the API's detail.
+    let bad = common::write(acme.dir.path(), "bad.json", r#"{"dns": {"allow": ["Bad..name"]}}"#);
+    let (ok, _, stderr) = admin(&["group-policy", "apps", "--policy", bad.to_str().expect("path")]);
+    assert!(!ok && stderr.contains("HTTP 400"), "{stderr}");
+    // And without a valid token nothing is done.
+    let out = run(castellan().arg("--data-dir").arg(acme.dir.path().join("var")).args([
+        "admin",
+        "groups",
+        "--url",
+        &acme.server.url(""),
+        "--token",
+        "cst_wrong",
+    ]));
+    assert!(!out.status.success() && text(&out.stderr).contains("HTTP 401"), "{}", text(&out.stderr));
+    let (ok, audit, _) = admin(&["audit", "--limit", "500"]);
+    assert!(ok && audit.contains("group.create"), "{audit}");
+}
