@@ -44,9 +44,9 @@ pub async fn run(
     )
     .await?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls_config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut tls_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(tls::client_verifier(&ca, Arc::clone(&provider))?)
         .with_cert_resolver(identity.resolver());
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
@@ -128,8 +128,18 @@ pub async fn run(
             };
             // Handlers that limit by client address (newAccount) find it here.
             let client = castellan_acme_server::wfe::ClientAddr(peer.ip());
+            // The verified client certificate (leaf first), for the admin API's guard; most clients send none.
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| castellan_acme_server::admin::ClientCertificate { der: Arc::from(leaf.as_ref()) });
             let app = tower::ServiceExt::map_request(app, move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(client);
+                if let Some(certificate) = &certificate {
+                    request.extensions_mut().insert(certificate.clone());
+                }
                 request
             });
             let service = TowerToHyperService::new(app);

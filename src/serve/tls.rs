@@ -15,7 +15,8 @@ use castellan_store::inventory::CertificateSource;
 use der::Encode;
 use der::asn1::{Ia5String, OctetString};
 use rustls::pki_types::CertificateDer;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, Signer as TlsSigner, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use serde::{Deserialize, Serialize};
@@ -279,6 +280,25 @@ fn certified_key(hsm: &Hsm, remembered: &Remembered) -> Result<Arc<CertifiedKey>
     let chain = pem_certificates(&remembered.chain_pem)?;
     let signing_key: Arc<dyn SigningKey> = Arc::new(HsmTlsKey(Arc::new(hsm.signer(key))));
     Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
+}
+
+/// Asks every client for a certificate and verifies any it sends (chain to this CA, validity, clientAuth EKU),
+/// but lets clients without one in: ACME clients have none, and the admin API decides what a certificate is
+/// worth. The intermediate is an anchor too, so a client that sends only its leaf is verified like one that
+/// sends leaf and intermediate.
+pub fn client_verifier(
+    ca: &LoadedCa,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for (what, certificate) in [("root", &ca.root), ("intermediate", &ca.intermediate)] {
+        let der = certificate.to_der().with_context(|| format!("encoding the CA's {what}"))?;
+        roots.add(CertificateDer::from(der)).with_context(|| format!("the CA's {what} as a client trust anchor"))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .context("the client certificate verifier")
 }
 
 fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>> {

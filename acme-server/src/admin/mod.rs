@@ -3,9 +3,10 @@
 //!
 //! Every route is one row of [`routes`]: the router and the OpenAPI document are both generated from that table,
 //! so no route can exist undocumented, and none can be documented with another security requirement than the one
-//! it enforces. Authentication is a bearer token (`Authorization: Bearer cst_…`, see `castellan_store::admin`);
-//! each row names the scope it needs, checked before the handler runs. Changes are audited by the store with the
-//! actor `admin-token:<id>:<name>`.
+//! it enforces. Authentication is a bearer token (`Authorization: Bearer cst_…`, see `castellan_store::admin`) or
+//! a TLS client certificate from this CA whose SPIFFE ID names a role (`spiffe://castellan/admin/<name>` or
+//! `spiffe://castellan/read/<name>`); each row names the scope it needs, checked before the handler runs. Changes
+//! are audited by the store with the actor `admin-token:<id>:<name>` or `admin-cert:<name>:<serial hex>`.
 
 mod accounts;
 mod audit;
@@ -18,7 +19,7 @@ pub mod openapi;
 mod policy;
 mod tokens;
 
-pub use auth::Caller;
+pub use auth::{Caller, ClientCertificate, Credential};
 pub use error::AdminError;
 
 use axum::Router;
