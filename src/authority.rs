@@ -232,6 +232,18 @@ pub struct LoadedCa {
     pub chain_pem: String,
 }
 
+impl LoadedCa {
+    /// The issuer and how the inventory names it, for the ACME server, the status service and `records`.
+    pub fn issuing(&self) -> castellan_acme_server::IssuingCa {
+        castellan_acme_server::IssuingCa {
+            issuer: std::sync::Arc::clone(&self.issuer),
+            issuer_id: self.issuer_id,
+            issuer_key_id: self.issuer_key_id.clone(),
+            issuer_dn: self.issuer_dn.clone(),
+        }
+    }
+}
+
 pub fn load(settings: &Settings, hsm: &Hsm) -> Result<LoadedCa> {
     let files = CaFiles::new(settings);
     let state = files.load_state()?;

@@ -3,20 +3,17 @@
 
 use crate::authority::LoadedCa;
 use anyhow::{Context, Result};
+use castellan_acme_server::ra::issuing::{Requester, unix_seconds as unix};
 use castellan_ca::{CaError, IssuanceRequest, Issued};
 use castellan_hsm::HsmSignature;
 use castellan_store::Store;
 use castellan_store::audit::AuditEvent;
-use castellan_store::inventory::{CertificateSource, NewCertificate, NewIssuer};
+use castellan_store::inventory::{CertificateSource, NewIssuer};
 use der::Encode;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::SystemTime;
 use x509_cert::Certificate;
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
 
 fn sha256(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
@@ -80,24 +77,9 @@ pub async fn issue_recorded(
         })
         .await??
     };
-    let pending = NewCertificate {
-        issuer_id: Some(ca.issuer_id),
-        issuer_key_id: ca.issuer_key_id.clone(),
-        issuer_dn: ca.issuer_dn.clone(),
-        serial: prepared.serial_hex.clone(),
-        source,
-        profile: Some(prepared.profile.name().to_owned()),
-        subject: prepared.subject.clone(),
-        // "DNS:…", "IP:…", "URI:…": SanName's Display is the inventory's typed form.
-        names: prepared.names.iter().map(ToString::to_string).collect(),
-        tbs_sha256: prepared.tbs_sha256.to_vec(),
-        spki_sha256: sha256(&prepared.spki_der),
-        not_before: unix(prepared.not_before),
-        not_after: unix(prepared.not_after),
-        account_id: None,
-        owner: None,
-        replaces_id: None,
-    };
+    let requester =
+        Requester { source, profile: Some(prepared.profile.name().to_owned()), account_id: None, owner: None };
+    let pending = ca.issuing().pending_row(&prepared, requester);
     let id = store.reserve_certificate(&pending).await.context("recording the serial before signing")?;
     let signed = {
         let ca = Arc::clone(ca);

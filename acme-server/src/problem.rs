@@ -207,6 +207,31 @@ pub fn subproblem(kind: ProblemType, detail: impl Into<String>, identifier: Iden
     problem
 }
 
+/// One error for per-identifier refusals (RFC 8555 §6.7.1), or None when there are none: a single refusal is the
+/// top-level problem itself, naming its identifier; several share their type when they agree, else "compound",
+/// with `summary` ("were refused") in the detail. Each refusal stays a subproblem.
+pub fn identifier_refusals(mut refusals: Vec<(ProblemType, Problem)>, summary: &str) -> Option<AcmeError> {
+    match refusals.len() {
+        0 => None,
+        1 => {
+            let (kind, problem) = refusals.remove(0);
+            let mut error = AcmeError::new(kind, problem.detail.clone().unwrap_or_default());
+            if let Some(identifier) = problem.identifier.clone() {
+                error = error.with_identifier(identifier);
+            }
+            Some(error.with_subproblems(vec![problem]))
+        }
+        n => {
+            let first = refusals[0].0;
+            let kind = if refusals.iter().all(|(k, _)| *k == first) { first } else { ProblemType::Compound };
+            Some(
+                AcmeError::new(kind, format!("{n} identifiers {summary}; see subproblems"))
+                    .with_subproblems(refusals.into_iter().map(|(_, p)| p).collect()),
+            )
+        }
+    }
+}
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl IntoResponse for AcmeError {

@@ -54,12 +54,7 @@ pub async fn run(
 
     let validation = settings.acme.validation.to_config().map_err(anyhow::Error::msg).context("[acme.validation]")?;
     let validator = castellan_acme_server::validation::Validator::new(validation).context("starting validation")?;
-    let issuing = Arc::new(castellan_acme_server::IssuingCa {
-        issuer: Arc::clone(&ca.issuer),
-        issuer_id: ca.issuer_id,
-        issuer_key_id: ca.issuer_key_id.clone(),
-        issuer_dn: ca.issuer_dn.clone(),
-    });
+    let issuing = Arc::new(ca.issuing());
     let status = castellan_acme_server::status::Status::start(castellan_acme_server::status::StatusSetup {
         store: store.clone(),
         ca: Arc::clone(&issuing),

@@ -2,10 +2,12 @@
 //! on a task of its own — the HTTP request waits only a bounded moment for it, then answers "processing".
 
 use castellan_acme_proto::Jwk;
-use castellan_ca::{CaError, Issuer, PreparedCertificate};
-use castellan_hsm::{HsmSignature, HsmSigner};
+use castellan_ca::{CaError, PreparedCertificate};
+use castellan_hsm::HsmSignature;
 use castellan_store::acme::{AccountRecord, OrderRecord, OrderStatus};
-use castellan_store::inventory::{CertificateSource, NewCertificate};
+use castellan_store::inventory::CertificateSource;
+
+use super::issuing::Requester;
 use der::Encode;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -14,18 +16,6 @@ use std::time::{Duration, SystemTime};
 use super::identifiers::{OrderIdentifier, check_csr_names};
 use super::{Ra, account_actor, now};
 use crate::problem::{AcmeError, ProblemType};
-
-/// The issuing CA as the RA uses it: the issuer (whose key is in the token) and how the inventory names it.
-pub struct IssuingCa {
-    pub issuer: Arc<Issuer<HsmSigner>>,
-    pub issuer_id: i64,
-    pub issuer_key_id: Vec<u8>,
-    pub issuer_dn: String,
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
 
 /// A CSR refused by the CA, as the client should hear it.
 fn csr_problem(e: &CaError) -> AcmeError {
@@ -57,23 +47,15 @@ impl Ra {
         let csr_der = castellan_acme_proto::b64::decode(csr_b64)
             .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
         let prepared = self.prepare(account, &order, csr_der.clone()).await?;
-        let pending = NewCertificate {
-            issuer_id: Some(self.ca.issuer_id),
-            issuer_key_id: self.ca.issuer_key_id.clone(),
-            issuer_dn: self.ca.issuer_dn.clone(),
-            serial: prepared.serial_hex.clone(),
-            source: CertificateSource::InternalAcme,
-            profile: order.profile.clone(),
-            subject: prepared.subject.clone(),
-            names: prepared.names.iter().map(ToString::to_string).collect(),
-            tbs_sha256: prepared.tbs_sha256.to_vec(),
-            spki_sha256: Sha256::digest(&prepared.spki_der).to_vec(),
-            not_before: unix(prepared.not_before),
-            not_after: unix(prepared.not_after),
-            account_id: Some(account.id),
-            owner: None,
-            replaces_id: None,
-        };
+        let pending = self.ca.pending_row(
+            &prepared,
+            Requester {
+                source: CertificateSource::InternalAcme,
+                profile: order.profile.clone(),
+                account_id: Some(account.id),
+                owner: None,
+            },
+        );
         let certificate_id = self.store.reserve_certificate(&pending).await?;
         let actor = account_actor(account.id);
         if !self.store.begin_finalize(order.id, &csr_der, certificate_id, &actor).await? {

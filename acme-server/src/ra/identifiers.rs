@@ -7,7 +7,7 @@ use castellan_store::acme::StoredIdentifier;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::problem::{AcmeError, ProblemType, subproblem};
+use crate::problem::{AcmeError, ProblemType, identifier_refusals, subproblem};
 
 /// The most identifiers one order may carry (Boulder's limit too).
 pub const MAX_IDENTIFIERS: usize = 100;
@@ -120,23 +120,9 @@ pub fn parse_order_identifiers(identifiers: &[Identifier]) -> Result<Vec<OrderId
             Err((kind, detail)) => problems.push((kind, subproblem(kind, detail, identifier.clone()))),
         }
     }
-    match problems.len() {
-        0 => Ok(parsed.into_iter().collect()),
-        1 => {
-            let (kind, problem) = problems.remove(0);
-            let mut error = AcmeError::new(kind, problem.detail.clone().unwrap_or_default());
-            if let Some(identifier) = problem.identifier.clone() {
-                error = error.with_identifier(identifier);
-            }
-            Err(error.with_subproblems(vec![problem]))
-        }
-        n => {
-            // One type for all when they agree; "compound" otherwise (RFC 8555 §6.7.1).
-            let first = problems[0].0;
-            let kind = if problems.iter().all(|(k, _)| *k == first) { first } else { ProblemType::Compound };
-            Err(AcmeError::new(kind, format!("{n} identifiers were refused; see subproblems"))
-                .with_subproblems(problems.into_iter().map(|(_, p)| p).collect()))
-        }
+    match identifier_refusals(problems, "were refused") {
+        Some(error) => Err(error),
+        None => Ok(parsed.into_iter().collect()),
     }
 }
 

@@ -7,6 +7,7 @@ mod challenges;
 pub mod eab;
 mod finalize;
 pub mod identifiers;
+pub mod issuing;
 pub mod limits;
 mod orders;
 pub mod policy;
@@ -15,7 +16,7 @@ pub mod renewal_info;
 pub mod revocation;
 
 pub use accounts::NewAccountOutcome;
-pub use finalize::IssuingCa;
+pub use issuing::IssuingCa;
 
 use crate::config::AcmeConfig;
 use crate::problem::AcmeError;

@@ -11,7 +11,7 @@ use castellan_store::acme::AccountRecord;
 
 use super::Ra;
 use super::identifiers::OrderIdentifier;
-use crate::problem::{AcmeError, ProblemType, subproblem};
+use crate::problem::{AcmeError, ProblemType, identifier_refusals, subproblem};
 
 /// The setting that holds the global deny list's JSON.
 pub const GLOBAL_DENY_SETTING: &str = "policy.global_deny";
@@ -78,25 +78,13 @@ impl Ra {
                 OrderIdentifier::Dns { .. } => Subject::Dns(&wire.value),
             };
             if let Err(refusal) = policy.check_subject(subject) {
-                refusals.push(subproblem(ProblemType::RejectedIdentifier, refusal.to_string(), wire.clone()));
+                let kind = ProblemType::RejectedIdentifier;
+                refusals.push((kind, subproblem(kind, refusal.to_string(), wire.clone())));
             }
         }
-        match refusals.len() {
-            0 => Ok(()),
-            1 => {
-                let only = refusals.remove(0);
-                let mut error =
-                    AcmeError::new(ProblemType::RejectedIdentifier, only.detail.clone().unwrap_or_default());
-                if let Some(identifier) = only.identifier.clone() {
-                    error = error.with_identifier(identifier);
-                }
-                Err(error.with_subproblems(vec![only]))
-            }
-            n => Err(AcmeError::new(
-                ProblemType::RejectedIdentifier,
-                format!("{n} identifiers are not allowed by policy; see subproblems"),
-            )
-            .with_subproblems(refusals)),
+        match identifier_refusals(refusals, "are not allowed by policy") {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
     }
 

@@ -186,6 +186,4 @@ pub(crate) fn serial_number(hex_serial: &str) -> Result<SerialNumber, StatusErro
     SerialNumber::new(&bytes).map_err(|_| StatusError::BadSerial(hex_serial.to_owned()))
 }
 
-pub(crate) fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
+pub(crate) use crate::ra::issuing::unix_seconds as unix;

@@ -13,7 +13,9 @@ use castellan_ca::{CaError, RESPONDER_PROFILE};
 use castellan_hsm::{Hsm, HsmSignature, HsmSigner, KeySpec};
 use castellan_store::Store;
 use castellan_store::audit::AuditEvent;
-use castellan_store::inventory::{CertificateSource, NewCertificate};
+use castellan_store::inventory::CertificateSource;
+
+use crate::ra::issuing::Requester;
 use der::{DecodePem, Encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -232,24 +234,15 @@ async fn certify(
 ) -> Result<(Certificate, SystemTime, SystemTime), StatusError> {
     let subject = Name::from_str(SUBJECT).map_err(CaError::from)?;
     let prepared = ca.issuer.prepare_ocsp_responder(public_key, subject, lifetime, SystemTime::now())?;
-    let unix = super::crl::unix;
-    let pending = NewCertificate {
-        issuer_id: Some(ca.issuer_id),
-        issuer_key_id: ca.issuer_key_id.clone(),
-        issuer_dn: ca.issuer_dn.clone(),
-        serial: prepared.serial_hex.clone(),
-        source: CertificateSource::ManagedInternal,
-        profile: Some(RESPONDER_PROFILE.to_owned()),
-        subject: prepared.subject.clone(),
-        names: Vec::new(),
-        tbs_sha256: prepared.tbs_sha256.to_vec(),
-        spki_sha256: Sha256::digest(&prepared.spki_der).to_vec(),
-        not_before: unix(prepared.not_before),
-        not_after: unix(prepared.not_after),
-        account_id: None,
-        owner: Some(ACTOR.to_owned()),
-        replaces_id: None,
-    };
+    let pending = ca.pending_row(
+        &prepared,
+        Requester {
+            source: CertificateSource::ManagedInternal,
+            profile: Some(RESPONDER_PROFILE.to_owned()),
+            account_id: None,
+            owner: Some(ACTOR.to_owned()),
+        },
+    );
     let id = store.reserve_certificate(&pending).await?;
     let signed = {
         let (ca, prepared) = (Arc::clone(ca), prepared.clone());
