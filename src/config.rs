@@ -2,7 +2,8 @@
 //! the CA under the data directory.
 
 use anyhow::{Context, Result};
-use castellan_hsm::{HsmConfig, KeySpec, PinSource, SOFTHSM_MODULE, TokenSelector};
+use castellan_authority::ca_dir::CaSettings;
+use castellan_hsm::{HsmConfig, PinSource, SOFTHSM_MODULE, TokenSelector};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ pub struct FileConfig {
     /// Without an [hsm] section, Castellan runs on a SoftHSM2 dev token it creates under the data directory.
     pub hsm: Option<HsmConfig>,
     #[serde(default)]
-    pub ca: CaConfig,
+    pub ca: CaSettings,
     #[serde(default)]
     pub serve: ServeConfig,
     /// The ACME server under /acme: profiles, lifetimes, and where validation may connect.
@@ -24,42 +25,7 @@ pub struct FileConfig {
     pub acme: castellan_acme_server::AcmeConfig,
     /// How CRLs and OCSP responses are published: their lifetimes, refresh, and the OCSP cache.
     #[serde(default)]
-    pub revocation: castellan_acme_server::status::StatusConfig,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CaConfig {
-    pub root_subject: String,
-    pub root_key: String,
-    pub root_lifetime_days: u64,
-    pub intermediate_subject: String,
-    pub intermediate_key: String,
-    pub intermediate_lifetime_days: u64,
-    /// URLs embedded in leaf certificates (CRL distribution point, OCSP, caIssuers). Without them, and with
-    /// `serve.http_listen` set, leaves point at the CRL and OCSP responder on that listener.
-    pub crl_url: Option<String>,
-    pub ocsp_url: Option<String>,
-    pub ca_issuers_url: Option<String>,
-    /// Per-profile maximum lifetimes in seconds, e.g. `{ "tls-server" = 7776000 }`.
-    pub max_lifetime_secs: std::collections::BTreeMap<String, u64>,
-}
-
-impl Default for CaConfig {
-    fn default() -> Self {
-        CaConfig {
-            root_subject: "CN=Castellan Root CA,O=Castellan".into(),
-            root_key: KeySpec::EcP384.name().into(),
-            root_lifetime_days: 3650,
-            intermediate_subject: "CN=Castellan Intermediate CA,O=Castellan".into(),
-            intermediate_key: KeySpec::EcP256.name().into(),
-            intermediate_lifetime_days: 1825,
-            crl_url: None,
-            ocsp_url: None,
-            ca_issuers_url: None,
-            max_lifetime_secs: Default::default(),
-        }
-    }
+    pub revocation: castellan_status::StatusConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -70,9 +36,10 @@ pub struct ServeConfig {
     pub tls_names: Vec<String>,
     /// Lifetime of the server's own TLS certificate; it is renewed after two thirds of it.
     pub tls_lifetime_secs: u64,
-    /// A plain-HTTP listener for CRLs and OCSP (relying parties fetch them without TLS: the responses are signed,
-    /// and a TLS check that needs revocation status could not get it over TLS). None: not served over HTTP.
-    pub http_listen: Option<SocketAddr>,
+    /// The plain-HTTP listener for CRLs and OCSP (relying parties fetch them without TLS: the responses are signed,
+    /// and a TLS check that needs revocation status could not get it over TLS). Leaves point at it unless
+    /// `ca.crl_url` and `ca.ocsp_url` say otherwise, so every process that issues reads this one setting.
+    pub http_listen: SocketAddr,
 }
 
 impl Default for ServeConfig {
@@ -81,7 +48,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             tls_lifetime_secs: 7 * 24 * 3600,
-            http_listen: None,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         }
     }
 }
@@ -92,13 +59,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub hsm: HsmSetting,
-    pub ca: CaConfig,
+    pub ca: CaSettings,
     pub serve: ServeConfig,
     pub acme: castellan_acme_server::AcmeConfig,
-    pub revocation: castellan_acme_server::status::StatusConfig,
-    /// `http://host:port` of the plain-HTTP listener once it is bound (not read from the file): the default base
-    /// of the CRL and OCSP URLs in leaves.
-    pub status_base_url: Option<String>,
+    pub revocation: castellan_status::StatusConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -148,16 +112,14 @@ impl Settings {
             serve: file.serve,
             acme: file.acme,
             revocation: file.revocation,
-            status_base_url: None,
         })
     }
 
-    /// The base of the CRL and OCSP URLs leaves carry when `ca.crl_url` / `ca.ocsp_url` are unset: the bound
-    /// plain-HTTP listener (`castellan serve`), else `serve.http_listen` as configured (other commands, such as
-    /// `ca issue`, when it names a port).
-    pub fn status_base(&self) -> Option<String> {
-        let configured = self.serve.http_listen.filter(|address| address.port() != 0);
-        self.status_base_url.clone().or_else(|| configured.map(|address| http_base(address, &self.serve.tls_names)))
+    /// The base of the CRL and OCSP URLs from `serve.http_listen` as configured, when it names a port (port 0 is
+    /// known only to the server that bound it, which records what it bound: see `castellan_authority::urls`).
+    pub fn configured_status_base(&self) -> Option<String> {
+        let address = self.serve.http_listen;
+        (address.port() != 0).then(|| http_base(address, &self.serve.tls_names))
     }
 
     pub fn ca_dir(&self) -> PathBuf {
@@ -226,7 +188,7 @@ mod tests {
         assert_eq!(parsed.serve.tls_lifetime_secs, 604_800);
         assert!(parsed.acme.rate_limits.new_orders_per_account.is_some());
         parsed.acme.validate().expect("the README's [acme] section validates");
-        assert_eq!(parsed.serve.http_listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        assert_eq!(parsed.serve.http_listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(parsed.revocation.crl_next_update_secs, 86_400);
         parsed.revocation.check().expect("the README's [revocation] settings are consistent");
     }

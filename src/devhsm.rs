@@ -51,6 +51,6 @@ fn random_pin() -> String {
 
 /// Writes a file only its owner can read, whole or not at all, refusing to overwrite one that exists.
 fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
-    crate::files::create_secret_durably(path, contents.as_bytes())
+    castellan_authority::files::create_secret_durably(path, contents.as_bytes())
         .with_context(|| format!("creating {}", path.display()))
 }

@@ -56,8 +56,11 @@ impl Castellan {
     /// The certificate's status in castellan's inventory ("active", "revoked", …).
     fn status(&self, issued: &Issued) -> String {
         let serial = hex::encode(issued.leaf().tbs_certificate.serial_number.as_bytes());
-        let out =
-            ok(castellan().arg("inventory").arg("--data-dir").arg(&self.data).args(["--serial", &serial, "--json"]));
+        let out = ok(castellan()
+            .args(["certificate", "search"])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(["--serial", &serial, "--json"]));
         let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         json["certificates"][0]["status"].as_str().unwrap_or_default().to_owned()
     }

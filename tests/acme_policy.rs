@@ -85,7 +85,7 @@ fn without_a_configured_policy_the_default_group_may_have_nothing() {
 
 #[test]
 fn rate_limits_refuse_with_retry_after_and_recover() {
-    let acme = Acme::start(
+    let acme = Acme::start_with_fake_clock(
         "[acme.rate_limits]\nnew_orders_per_account = { count = 2, period_secs = 2 }\n\
          new_accounts_per_ip = { count = 2, period_secs = 3600 }\n\
          failed_validations_per_domain = { count = 1, period_secs = 3600 }\n",
@@ -98,7 +98,7 @@ fn rate_limits_refuse_with_retry_after_and_recover() {
     assert_eq!((limited.status, limited.problem().as_str()), (429, "rateLimited"));
     let retry: u64 = limited.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
-    std::thread::sleep(std::time::Duration::from_secs(retry));
+    acme.advance_clock(retry);
     assert_eq!(order(&client, ip).status, 201, "allowed again after Retry-After");
 
     // Accounts per client address: the second registers, the third is refused.

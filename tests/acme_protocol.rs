@@ -359,7 +359,7 @@ fn work_a_dead_server_left_in_flight_is_closed_at_the_next_start() {
     let validating = client.post(&client.url("newOrder"), Some(&payload));
     let validating_url = validating.header("location").expect("location").to_owned();
     let (finalizing_url, _) = acme.ready_order(&client);
-    let common::acme::Acme { dir, server, ca, responder: _responder } = acme;
+    let common::acme::Acme { dir, server, ca, responder: _responder, .. } = acme;
     server.stop();
 
     // As a replica that died mid-way would leave them: a validation and a finalization long in flight.

@@ -41,7 +41,7 @@ fn bootstrap(acme: &Acme, extra: &[&str]) -> std::process::Output {
     run(castellan()
         .arg("--data-dir")
         .arg(acme.dir.path().join("var"))
-        .args(["admin", "bootstrap-token", "--json"])
+        .args(["token", "bootstrap", "--json"])
         .args(extra))
 }
 
@@ -114,7 +114,7 @@ fn admin_api_authenticates_every_operation_and_audits_every_change() {
     let document = document.json();
     assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.0")));
     let ops = operations(&document);
-    assert_eq!(ops.len(), 20, "{ops:?}");
+    assert_eq!(ops.len(), 24, "{ops:?}");
     let wrong = format!("cst_{}", "A".repeat(43));
     for (method, path, scope) in &ops {
         let path = concrete(path);
@@ -264,54 +264,75 @@ fn admin_api_authenticates_every_operation_and_audits_every_change() {
     assert_eq!(page["next_after_seq"], 3, "{page}");
 }
 
+/// One grammar, two ways: the same commands against a running server (`--server`, with a token) and on the CA's
+/// own machine (in process, on its database), with the same answers.
 #[test]
-fn the_admin_cli_drives_the_api_with_tables_and_json() {
+fn the_cli_drives_the_api_remotely_and_locally_with_tables_and_json() {
     let acme = Acme::start("");
     let out = bootstrap(&acme, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token =
         serde_json::from_slice::<Value>(&out.stdout).expect("json")["token"].as_str().expect("token").to_owned();
-    let admin = |args: &[&str]| {
+    let data = acme.dir.path().join("var");
+    let remote = |args: &[&str]| {
         let out = run(castellan()
             .arg("--data-dir")
-            .arg(acme.dir.path().join("var"))
-            .arg("admin")
+            .arg(&data)
             .args(args)
-            .env("CASTELLAN_ADMIN_URL", acme.server.url(""))
+            .env("CASTELLAN_SERVER", acme.server.url(""))
             .env("CASTELLAN_ADMIN_TOKEN", &token));
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     };
+    let local = |args: &[&str]| {
+        let out = run(castellan().arg("--data-dir").arg(&data).args(args));
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
     let policy = common::write(acme.dir.path(), "apps.json", r#"{"dns": {"allow": [".apps.castellan.test"]}}"#);
-    let (ok, stdout, stderr) = admin(&["group-create", "apps", "--policy", policy.to_str().expect("path")]);
+    let (ok, stdout, stderr) = remote(&["group", "create", "apps", "--policy", policy.to_str().expect("path")]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("created group apps"), "{stdout}");
 
-    // A table for people...
-    let (ok, table, stderr) = admin(&["groups"]);
+    // A table for people, the same from the server and from the database...
+    let (ok, table, stderr) = remote(&["group", "list"]);
     assert!(ok, "{stderr}");
     assert!(table.starts_with("NAME") && table.contains("apps") && table.contains(".apps.castellan.test"), "{table}");
-    // ...JSON for scripts.
-    let (ok, json, _) = admin(&["eab-create", "--group", "apps", "--json"]);
-    assert!(ok);
+    let (ok, local_table, stderr) = local(&["group", "list"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(local_table, table, "one grammar, one answer");
+    // ...JSON for scripts, with RFC 3339 times.
+    let (ok, json, stderr) = remote(&["eab", "create", "--group", "apps", "--json"]);
+    assert!(ok, "{stderr}");
     let eab: Value = serde_json::from_str(&json).expect("json");
     assert!(eab["key_id"].is_string() && eab["hmac_key"].is_string(), "{eab}");
-    let (ok, raw, _) = admin(&["api", "GET", "/eab"]);
+    let (ok, raw, _) = remote(&["api", "GET", "/eab"]);
     assert!(ok && raw.contains(eab["key_id"].as_str().expect("key id")), "{raw}");
+    let (ok, listed, _) = local(&["eab", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).expect("json");
+    assert!(ok && listed["credentials"][0]["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{listed}");
 
-    // A refusal from the API is the command's error, with the API's detail.
+    // A refusal from the API is the command's error, with the API's detail, both ways.
     let bad = common::write(acme.dir.path(), "bad.json", r#"{"dns": {"allow": ["Bad..name"]}}"#);
-    let (ok, _, stderr) = admin(&["group-policy", "apps", "--policy", bad.to_str().expect("path")]);
-    assert!(!ok && stderr.contains("HTTP 400"), "{stderr}");
+    for run_it in [&remote as &dyn Fn(&[&str]) -> (bool, String, String), &local] {
+        let (ok, _, stderr) = run_it(&["group", "set-policy", "apps", "--policy", bad.to_str().expect("path")]);
+        assert!(!ok && stderr.contains("HTTP 400"), "{stderr}");
+    }
     // And without a valid token nothing is done.
-    let out = run(castellan().arg("--data-dir").arg(acme.dir.path().join("var")).args([
-        "admin",
-        "groups",
-        "--url",
+    let out = run(castellan().arg("--data-dir").arg(&data).args([
+        "group",
+        "list",
+        "--server",
         &acme.server.url(""),
         "--token",
         "cst_wrong",
     ]));
     assert!(!out.status.success() && text(&out.stderr).contains("HTTP 401"), "{}", text(&out.stderr));
-    let (ok, audit, _) = admin(&["audit", "--limit", "500"]);
-    assert!(ok && audit.contains("group.create"), "{audit}");
+    // Changes are audited as their actor: the token remotely, the operator's login locally.
+    let (ok, audit, _) = remote(&["audit", "page", "--limit", "500"]);
+    assert!(ok && audit.contains("group.create") && audit.contains("admin-token:"), "{audit}");
+    let (ok, _, stderr) = local(&["eab", "delete", eab["key_id"].as_str().expect("key id")]);
+    assert!(ok, "{stderr}");
+    let (_, audit, _) = local(&["audit", "tail", "-n", "1", "--json"]);
+    let audit: Value = serde_json::from_str(&audit).expect("json");
+    assert_eq!(audit["entries"][0]["action"], "eab.delete", "{audit}");
+    assert!(audit["entries"][0]["actor"].as_str().is_some_and(|a| a.starts_with("cli:")), "{audit}");
 }

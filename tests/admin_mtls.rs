@@ -25,7 +25,7 @@ fn issue(acme: &Acme, stem: &str, profile: &str, san: &str) -> ClientCert {
     let chain = ok(castellan()
         .arg("--data-dir")
         .arg(dir.join("var"))
-        .args(["ca", "issue", "--profile", profile, "--csr"])
+        .args(["certificate", "issue", "--profile", profile, "--csr"])
         .arg(&csr));
     let leaf = x509_cert::Certificate::from_pem(split_leaf(&chain).0.as_bytes()).expect("the issued leaf");
     ClientCert {
@@ -89,7 +89,7 @@ fn expect(answer: &Answer, status: u16, what: &str) {
 }
 
 fn revoke(data: &Path, serial: &str) {
-    let out = ok(castellan().arg("--data-dir").arg(data).args(["revoke", "--serial", serial]));
+    let out = ok(castellan().arg("--data-dir").arg(data).args(["certificate", "revoke", "--serial", serial]));
     assert!(out.contains("1 revoked"), "{out}");
 }
 

@@ -51,7 +51,7 @@ fn issue_from_openssl_csrs_and_refuse_bad_ones_clearly() {
         &["-addext", "subjectAltName=DNS:www.corp.example,IP:10.1.2.3"],
     );
     let chain = ok(castellan()
-        .args(["ca", "issue", "--csr"])
+        .args(["certificate", "issue", "--csr"])
         .arg(dir.path().join("leaf.csr"))
         .args(["--profile", "tls-server", "--lifetime-secs", "86400"])
         .arg("--data-dir")
@@ -84,7 +84,7 @@ fn issue_from_openssl_csrs_and_refuse_bad_ones_clearly() {
         (vec!["--csr", dir.path().join("leaf.csr").to_str().expect("p"), "--profile", "nope"], "unknown profile"),
         (vec!["--csr", dir.path().join("leaf.csr").to_str().expect("p"), "--lifetime-secs", "999999999"], "exceeds"),
     ] {
-        let out = run(castellan().args(["ca", "issue"]).args(&args).arg("--data-dir").arg(&data));
+        let out = run(castellan().args(["certificate", "issue"]).args(&args).arg("--data-dir").arg(&data));
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -216,7 +216,7 @@ fn an_external_root_signs_our_intermediate() {
         ],
     );
     let chain = ok(castellan()
-        .args(["ca", "issue", "--profile", "tls-client", "--csr"])
+        .args(["certificate", "issue", "--profile", "tls-client", "--csr"])
         .arg(dir.path().join("client.csr"))
         .arg("--data-dir")
         .arg(&data));

@@ -9,7 +9,7 @@ use std::process::Command;
 
 fn issue_one(dir: &Path, data: &Path, name: &str) -> String {
     let csr = openssl_p256_csr(dir, "r", &format!("/CN={name}"), &[]);
-    let chain = ok(castellan().args(["ca", "issue", "--csr"]).arg(&csr).arg("--data-dir").arg(data));
+    let chain = ok(castellan().args(["certificate", "issue", "--csr"]).arg(&csr).arg("--data-dir").arg(data));
     write(dir, "leaf.pem", split_leaf(&chain).0);
     let serial = ok(Command::new("openssl").current_dir(dir).args(["x509", "-in", "leaf.pem", "-noout", "-serial"]));
     serial.trim().trim_start_matches("serial=").to_ascii_lowercase()
@@ -23,11 +23,15 @@ fn issuance_and_the_ceremony_are_audited_and_a_tampered_log_is_caught() {
     let serial = issue_one(dir.path(), &data, "svc.corp.example");
 
     let tail = ok(castellan().args(["audit", "tail", "--json"]).arg("--data-dir").arg(&data));
-    let lines: Vec<&str> = tail.lines().collect();
-    assert!(lines.len() >= 2, "{tail}");
-    assert!(lines[0].contains("\"action\":\"certificate.issue\"") && lines[0].contains(&serial), "{tail}");
-    assert!(tail.contains("\"action\":\"ca.init\""), "{tail}");
-    assert!(tail.contains("svc.corp.example"), "{tail}");
+    let page: serde_json::Value = serde_json::from_str(&tail).unwrap_or_else(|e| panic!("{e}: {tail}"));
+    let entries = page["entries"].as_array().expect("entries");
+    assert!(entries.len() >= 2, "{tail}");
+    assert_eq!(
+        (entries[0]["action"].as_str(), entries[0]["subject"].as_str()),
+        (Some("certificate.issue"), Some(&*serial))
+    );
+    assert!(entries.iter().any(|e| e["action"] == "ca.init"), "{tail}");
+    assert!(entries[0]["details"]["names"].to_string().contains("svc.corp.example"), "{tail}");
 
     let verify = ok(castellan().args(["audit", "verify"]).arg("--data-dir").arg(&data));
     assert!(verify.contains("intact"), "{verify}");
@@ -75,7 +79,7 @@ fn a_schema_newer_than_the_binary_is_refused() {
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (99999, 'future', 1, x'00', 0);",
     ));
-    let out = run(castellan().args(["ca", "show"]).arg("--data-dir").arg(&data));
+    let out = run(castellan().args(["certificate", "search"]).arg("--data-dir").arg(&data));
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("newer than this castellan knows"), "{}", text(&out.stderr));
 }
@@ -114,11 +118,16 @@ fn the_inventory_is_searchable_from_the_cli() {
     let b = issue_one(dir.path(), &data, "b.corp.example");
     issue_one(dir.path(), &data, "other.example");
 
-    let by_suffix = ok(castellan().args(["inventory", "--suffix", "corp.example"]).arg("--data-dir").arg(&data));
+    let by_suffix =
+        ok(castellan().args(["certificate", "search", "--suffix", "corp.example"]).arg("--data-dir").arg(&data));
     assert!(by_suffix.contains(&a) && by_suffix.contains(&b) && !by_suffix.contains("other.example"), "{by_suffix}");
-    let exact = ok(castellan().args(["inventory", "--name", "a.corp.example", "--json"]).arg("--data-dir").arg(&data));
+    let exact = ok(castellan()
+        .args(["certificate", "search", "--name", "a.corp.example", "--json"])
+        .arg("--data-dir")
+        .arg(&data));
     assert!(exact.contains(&a) && !exact.contains(&b), "{exact}");
-    let expiring = ok(castellan().args(["inventory", "--expiring-days", "400"]).arg("--data-dir").arg(&data));
+    let expiring =
+        ok(castellan().args(["certificate", "search", "--expiring-days", "400"]).arg("--data-dir").arg(&data));
     assert_eq!(expiring.lines().filter(|l| l.contains("active")).count(), 3, "{expiring}");
 
     // Pages of one, walked by cursor, see each certificate once.
@@ -126,7 +135,7 @@ fn the_inventory_is_searchable_from_the_cli() {
     let mut cursor: Option<String> = None;
     loop {
         let mut cmd = castellan();
-        cmd.args(["inventory", "--suffix", "example", "--limit", "1"]).arg("--data-dir").arg(&data);
+        cmd.args(["certificate", "search", "--suffix", "example", "--limit", "1"]).arg("--data-dir").arg(&data);
         if let Some(c) = &cursor {
             cmd.args(["--cursor", c]);
         }
@@ -139,7 +148,7 @@ fn the_inventory_is_searchable_from_the_cli() {
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
 
-    let bad = run(castellan().args(["inventory", "--cursor", "garbage!"]).arg("--data-dir").arg(&data));
+    let bad = run(castellan().args(["certificate", "search", "--cursor", "garbage!"]).arg("--data-dir").arg(&data));
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("cursor"), "{}", text(&bad.stderr));
 }

@@ -241,11 +241,11 @@ fn cli_revocation_renew_now_unknown_malformed_cache_and_crl_numbers_across_resta
 
     // ARI: the window is ahead; after renew-now it has passed, and the certificate is still good.
     let (start, _) = renewal_window(&client, &chain);
-    assert!(start > castellan_store::unix_now(), "window ahead at first");
-    let out = ok(cli(&data).args(["renew-now", "--serial", &cert.serial]));
+    assert!(start > common::unix_now(), "window ahead at first");
+    let out = ok(cli(&data).args(["certificate", "renew-now", "--serial", &cert.serial]));
     assert!(out.contains("renewal due now"), "{out}");
     let (_, end) = renewal_window(&client, &chain);
-    assert!(end < castellan_store::unix_now(), "window in the past after renew-now");
+    assert!(end < common::unix_now(), "window in the past after renew-now");
     assert!(cert.ocsp(&ocsp_url, None, &[]).contains("leaf.pem: good"));
 
     // Never issued: unknown, signed. Garbage: malformedRequest, not an HTTP error.
@@ -274,14 +274,14 @@ fn cli_revocation_renew_now_unknown_malformed_cache_and_crl_numbers_across_resta
 
     // Revoked with the CLI (its own process, on the store): the server notices by polling.
     let number_before = crl_number(&cert.crl(&crl_url));
-    let out = ok(cli(&data).args(["revoke", "--serial", &cert.serial, "--reason", "keyCompromise"]));
+    let out = ok(cli(&data).args(["certificate", "revoke", "--serial", &cert.serial, "--reason", "keyCompromise"]));
     assert!(out.contains("1 revoked"), "{out}");
     let revoked = eventually(Duration::from_secs(15), || {
         let out = cert.ocsp(&ocsp_url, None, &[]);
         (out.contains("leaf.pem: revoked"), out)
     });
     assert!(revoked.contains("Reason: keyCompromise"), "{revoked}");
-    let again = ok(cli(&data).args(["revoke", "--serial", &cert.serial]));
+    let again = ok(cli(&data).args(["certificate", "revoke", "--serial", &cert.serial]));
     assert!(again.contains("0 revoked, 1 unchanged"), "{again}");
     let listed = eventually(Duration::from_secs(60), || {
         let out = cert.crl(&crl_url);
@@ -290,13 +290,17 @@ fn cli_revocation_renew_now_unknown_malformed_cache_and_crl_numbers_across_resta
     let number = crl_number(&listed);
     assert!(number > number_before, "{number} after {number_before}");
     let audit = ok(cli(&data).args(["audit", "tail", "-n", "50", "--json"]));
-    assert!(audit.lines().any(|l| l.contains("certificate.revoke") && l.contains("cli:")), "{audit}");
-    assert!(audit.lines().any(|l| l.contains("certificate.renewal_due")), "{audit}");
+    let page: serde_json::Value = serde_json::from_str(&audit).unwrap_or_else(|e| panic!("{e}: {audit}"));
+    let entries = page["entries"].as_array().expect("entries");
+    let by_cli = |action: &str| {
+        entries.iter().any(|e| e["action"] == action && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:")))
+    };
+    assert!(by_cli("certificate.revoke") && by_cli("certificate.renewal_due"), "{audit}");
 
     // Revoke by account: the second certificate goes, the revoked one is left as it was.
     let second = Checked::new(&issue(&acme, &client), &acme.ca);
     let account = client.kid.as_deref().and_then(|k| k.rsplit('/').next()).expect("account id").to_owned();
-    let out = ok(cli(&data).args(["revoke", "--account", &account, "--reason", "superseded", "--json"]));
+    let out = ok(cli(&data).args(["certificate", "revoke", "--account", &account, "--reason", "superseded", "--json"]));
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(report["revoked"].as_array().map(Vec::len), Some(1), "{report}");
     assert_eq!(report["unchanged"].as_array().map(Vec::len), Some(1), "{report}");
@@ -305,11 +309,11 @@ fn cli_revocation_renew_now_unknown_malformed_cache_and_crl_numbers_across_resta
         (out.contains("leaf.pem: revoked"), out)
     });
     assert!(out.contains("Reason: superseded"), "{out}");
-    let refused = run(cli(&data).args(["revoke", "--name", "nothing.example"]));
+    let refused = run(cli(&data).args(["certificate", "revoke", "--name", "nothing.example"]));
     assert!(!refused.status.success());
 
     // A restart: the CRL number keeps growing (it lives in the store), the responder certificate is reused.
-    let Acme { dir, server, ca, responder: _responder } = acme;
+    let Acme { dir, server, ca, responder: _responder, .. } = acme;
     let log = server.stop();
     assert!(!log.contains("panicked"), "{log}");
     let restarted = Server::start(&dir.path().join("var"), Some(&dir.path().join("castellan.toml")));

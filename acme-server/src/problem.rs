@@ -128,7 +128,7 @@ pub struct AcmeError {
     pub status: StatusCode,
     pub retry_after: Option<u64>,
     /// keyChange to a key another account holds: that account, whose URL goes in Location (RFC 8555 §7.3.5).
-    pub conflicting_account: Option<i64>,
+    pub conflicting_account: Option<castellan_store::AccountId>,
 }
 
 impl AcmeError {
@@ -196,6 +196,17 @@ impl From<JwsError> for AcmeError {
 impl From<castellan_store::StoreError> for AcmeError {
     fn from(e: castellan_store::StoreError) -> Self {
         AcmeError::internal("the database failed", &e)
+    }
+}
+
+impl From<castellan_authority::AuthorityError> for AcmeError {
+    fn from(e: castellan_authority::AuthorityError) -> Self {
+        use castellan_authority::AuthorityError as E;
+        match &e {
+            E::NotFound(_) => AcmeError::malformed(e.to_string()).with_status(StatusCode::NOT_FOUND),
+            E::Invalid(_) | E::Conflict(_) => AcmeError::malformed(e.to_string()),
+            _ => AcmeError::internal("the CA failed", &e),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ mod machine;
 use anyhow::{Context, Result, bail};
 use castellan_store::inventory::{CertificateQuery, CertificateSource, CertificateStatus, NameMatch, NewCertificate};
 use castellan_store::testkit::{self, TestStore};
-use castellan_store::{Backend, Store, unix_now};
+use castellan_store::{Backend, CertificateId, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -115,7 +115,7 @@ async fn run(t: &TestStore, count: usize, keep: bool) -> Result<Results> {
 
 async fn load(store: &Store, count: usize) -> Result<Load> {
     println!("\n{} {}: loading {count} certificates", backend_name(store), backend_version(store).await?);
-    let now = unix_now();
+    let now = store.now();
     let mut rng = StdRng::seed_from_u64(0x0ca5_7e11);
     let hosts = (count as u64 / 4).max(1);
     let (mut insert_time, mut revoke, mut expire) = (Duration::ZERO, Vec::new(), Vec::new());
@@ -136,8 +136,8 @@ async fn load(store: &Store, count: usize) -> Result<Load> {
         insert_time += started.elapsed();
         for (id, fate) in ids.into_iter().zip(fates) {
             match fate {
-                0..25 => revoke.push(id),
-                25..50 => expire.push(id),
+                0..25 => revoke.push(CertificateId(id)),
+                25..50 => expire.push(CertificateId(id)),
                 _ => {}
             }
         }
@@ -195,7 +195,7 @@ async fn measure_store(store: &Store, url: &str, load: Option<Load>) -> Result<R
     let mut rng = StdRng::seed_from_u64(7);
     let mut names = Vec::with_capacity(WARMUP + RUNS);
     while names.len() < WARMUP + RUNS {
-        let cert = store.certificate(rng.gen_range(1..=certificates)).await?;
+        let cert = store.certificate(CertificateId(rng.gen_range(1..=certificates))).await?;
         names.extend(cert.names.first().cloned());
     }
     let exact = measure(|i| {

@@ -14,7 +14,7 @@ use castellan_hsm::{HsmSignature, HsmSigner, KeySpec, testkit};
 use der::Encode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use x509_cert::builder::{Builder, RequestBuilder};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -34,6 +34,7 @@ fn main() -> Result<()> {
         &root_signer,
         "CN=Bench Root".parse()?,
         Duration::from_secs(86400),
+        SystemTime::now(),
     )?;
     let int_key = hsm.generate_key_pair(&testkit::unique_label("bench-int"), KeySpec::EcP256)?;
     let intermediate = castellan_ca::sign_intermediate::<_, HsmSignature>(
@@ -43,6 +44,7 @@ fn main() -> Result<()> {
         "CN=Bench Intermediate".parse()?,
         Duration::from_secs(86400),
         &NameConstraintSpec::default(),
+        SystemTime::now(),
     )?;
     let urls = AuthorityUrls {
         crl: Some("http://127.0.0.1/crl/1.crl".into()),

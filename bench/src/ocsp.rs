@@ -3,7 +3,7 @@
 //! every response in software); and the time to build and sign a CRL of 100,000 revoked serials, against
 //! `openssl ca -gencrl` over the same number.
 //!
-//! Castellan's status service (`castellan_acme_server::status`) runs in-process on its own Tokio runtime, served by
+//! Castellan's status service (`castellan_status`) runs in-process on its own Tokio runtime, served by
 //! hyper as `castellan serve`'s HTTP listener serves it, with its CA keys and OCSP signing key in SoftHSM2 and its
 //! store on SQLite (and PostgreSQL for the CRL when $DATABASE_URL is set). The load generator runs on a second
 //! runtime: N keep-alive connections, each sending the next request of a pool (one per certificate) and waiting for
@@ -15,10 +15,10 @@ mod machine;
 
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
-use castellan_acme_server::IssuingCa;
-use castellan_acme_server::status::{Status, StatusConfig, StatusSetup};
+use castellan_authority::{Authority, Clock, IssuingCa};
 use castellan_ca::{AuthorityUrls, Issuer, NameConstraintSpec, Profiles};
 use castellan_hsm::{HsmSignature, KeySpec, testkit};
+use castellan_status::{Status, StatusConfig, StatusSetup};
 use castellan_store::Store;
 use castellan_store::inventory::{CertificateSource, NewCertificate, NewIssuer};
 use der::{Decode, DecodePem, Encode};
@@ -30,7 +30,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use x509_cert::Certificate;
 use x509_cert::serial_number::SerialNumber;
 use x509_ocsp::{CertId, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest};
@@ -126,6 +126,7 @@ fn main() -> Result<()> {
 /// A root and an intermediate with their keys in SoftHSM2.
 struct CastellanCa {
     issuer: Arc<Issuer<castellan_hsm::HsmSigner>>,
+    root: Certificate,
     intermediate: Certificate,
 }
 
@@ -134,7 +135,12 @@ impl CastellanCa {
         let root_key = hsm.generate_key_pair(&testkit::unique_label("bench-ocsp-root"), KeySpec::EcP256)?;
         let root_signer = hsm.signer(root_key);
         let day = Duration::from_secs(86_400);
-        let root = castellan_ca::self_signed_root::<_, HsmSignature>(&root_signer, "CN=Bench Root".parse()?, day)?;
+        let root = castellan_ca::self_signed_root::<_, HsmSignature>(
+            &root_signer,
+            "CN=Bench Root".parse()?,
+            day,
+            SystemTime::now(),
+        )?;
         let int_key = hsm.generate_key_pair(&testkit::unique_label("bench-ocsp-int"), KeySpec::EcP256)?;
         let intermediate = castellan_ca::sign_intermediate::<_, HsmSignature>(
             &root_signer,
@@ -143,6 +149,7 @@ impl CastellanCa {
             "CN=Bench Intermediate".parse()?,
             day,
             &NameConstraintSpec::default(),
+            SystemTime::now(),
         )?;
         let issuer = Issuer::new::<HsmSignature>(
             hsm.signer(int_key),
@@ -150,11 +157,11 @@ impl CastellanCa {
             &AuthorityUrls::default(),
             Profiles::default(),
         )?;
-        Ok(CastellanCa { issuer: Arc::new(issuer), intermediate })
+        Ok(CastellanCa { issuer: Arc::new(issuer), root, intermediate })
     }
 
-    /// Files the intermediate in `store` and returns it as the status service wants it.
-    async fn issuing(&self, store: &Store) -> Result<Arc<IssuingCa>> {
+    /// Files the intermediate in `store` and returns the authority over it, as the status service wants it.
+    async fn authority(&self, store: &Store) -> Result<Authority> {
         let key_id = castellan_ca::extensions::issuer_key_id(&self.intermediate)?;
         let record = store
             .register_issuer(&NewIssuer {
@@ -167,21 +174,27 @@ impl CastellanCa {
                 token_label: Some(testkit::TOKEN_LABEL.into()),
                 key_label: None,
                 not_before: 0,
-                not_after: castellan_store::unix_now() + 86_400,
+                not_after: store.now() + 86_400,
             })
             .await?;
-        Ok(Arc::new(IssuingCa {
+        let root_pem = castellan_ca::certificate_pem(&self.root.to_der()?)?;
+        let ca = IssuingCa {
             issuer: Arc::clone(&self.issuer),
             issuer_id: record.id,
             issuer_key_id: key_id,
             issuer_dn: self.intermediate.tbs_certificate.subject.to_string(),
-        }))
+            chain_pem: format!("{}{root_pem}", castellan_ca::certificate_pem(&self.intermediate.to_der()?)?),
+            root_pem,
+            root: self.root.clone(),
+            intermediate: self.intermediate.clone(),
+        };
+        Ok(Authority::new(store.clone(), Clock::system(), ca))
     }
 }
 
 /// `count` live certificates of `ca` (stand-in DER: only the inventory rows matter), loaded in bulk.
 async fn load_certificates(store: &Store, ca: &IssuingCa, count: usize) -> Result<Vec<SerialNumber>> {
-    let now = castellan_store::unix_now();
+    let now = store.now();
     let mut serials = Vec::with_capacity(count);
     for chunk in (0..count).collect::<Vec<_>>().chunks(5_000) {
         let mut rows = Vec::with_capacity(chunk.len());
@@ -224,14 +237,13 @@ struct CastellanOcsp {
 
 async fn castellan_ocsp(ca: &CastellanCa) -> Result<CastellanOcsp> {
     let store = castellan_store::testkit::sqlite().await;
-    let issuing = ca.issuing(&store.store).await?;
-    let serials = load_certificates(&store.store, &issuing, CERTIFICATES).await?;
-    let cold = load_certificates(&store.store, &issuing, COLD_CERTIFICATES).await?;
+    let authority = ca.authority(&store.store).await?;
+    let serials = load_certificates(&store.store, authority.ca(), CERTIFICATES).await?;
+    let cold = load_certificates(&store.store, authority.ca(), COLD_CERTIFICATES).await?;
     let cold = cold.iter().map(|s| ocsp_request(&ca.intermediate, s)).collect::<Result<Vec<_>>>()?;
     let state = tempfile::tempdir()?;
     let status = Status::start(StatusSetup {
-        store: store.store.clone(),
-        ca: Arc::clone(&issuing),
+        authority,
         config: StatusConfig { ocsp_nonce_signatures_per_sec: 0, ..StatusConfig::default() },
         state_dir: state.path().to_owned(),
         crl_url: None,
@@ -646,23 +658,23 @@ async fn server_version(store: &Store, sql: &str) -> String {
 
 /// Loads `revoked` revoked certificates, then times the CRL: (median read ms, median total ms, DER bytes).
 async fn crl_timing(ca: &CastellanCa, store: &Store, revoked: usize) -> Result<(f64, f64, usize)> {
-    let issuing = ca.issuing(store).await?;
-    load_certificates(store, &issuing, revoked).await?;
+    let authority = ca.authority(store).await?;
+    let issuer_key_id = authority.ca().issuer_key_id.clone();
+    load_certificates(store, authority.ca(), revoked).await?;
     // The revocations rows written directly in one statement: this measures the CRL, not 100,000 audited
     // revocations (the store's bulk revocation path has its own tests).
     sqlx::query(
         "INSERT INTO revocations (certificate_id, reason, revoked_at, revoked_by, epoch) \
          SELECT id, 1, $1, 'bench', 1 FROM certificates WHERE issuer_key_id = $2",
     )
-    .bind(castellan_store::unix_now())
-    .bind(&issuing.issuer_key_id)
+    .bind(store.now())
+    .bind(&issuer_key_id)
     .execute(store.raw_pool_for_tests())
     .await?;
     sqlx::query("UPDATE revocation_epoch SET epoch = 1").execute(store.raw_pool_for_tests()).await?;
     let state = tempfile::tempdir()?;
     let status = Status::start(StatusSetup {
-        store: store.clone(),
-        ca: Arc::clone(&issuing),
+        authority,
         config: StatusConfig::default(),
         state_dir: state.path().to_owned(),
         crl_url: None,
@@ -673,7 +685,7 @@ async fn crl_timing(ca: &CastellanCa, store: &Store, revoked: usize) -> Result<(
     let mut bytes = 0;
     for _ in 0..CRL_RUNS {
         let started = Instant::now();
-        let rows = read_all(store, &issuing.issuer_key_id).await?;
+        let rows = read_all(store, &issuer_key_id).await?;
         reads.push(started.elapsed().as_secs_f64() * 1000.0);
         if rows != revoked {
             bail!("read {rows} revoked rows, expected {revoked}");

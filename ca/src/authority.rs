@@ -116,14 +116,18 @@ fn ca_key_usage() -> KeyUsage {
 }
 
 /// A self-signed root certificate for the key behind `signer`.
-pub fn self_signed_root<S, Sig>(signer: &S, subject: Name, lifetime: Duration) -> Result<Certificate, CaError>
+pub fn self_signed_root<S, Sig>(
+    signer: &S,
+    subject: Name,
+    lifetime: Duration,
+    now: SystemTime,
+) -> Result<Certificate, CaError>
 where
     S: CaSigner<Sig>,
     S::VerifyingKey: EncodePublicKey,
     Sig: SignatureBitStringEncoding,
 {
     let spki = signer_public_key(signer)?;
-    let now = SystemTime::now();
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: random_serial(),
@@ -160,6 +164,7 @@ pub fn sign_intermediate<S, Sig>(
     subject: Name,
     lifetime: Duration,
     constraints: &NameConstraintSpec,
+    now: SystemTime,
 ) -> Result<Certificate, CaError>
 where
     S: CaSigner<Sig>,
@@ -169,7 +174,6 @@ where
     if signer_public_key(root_signer)? != root.tbs_certificate.subject_public_key_info {
         return Err(CaError::SignerMismatch);
     }
-    let now = SystemTime::now();
     // An intermediate never outlives its root: clients would reject the tail of its life anyway.
     let root_end = root.tbs_certificate.validity.not_after.to_system_time();
     let not_after = end_of_lifetime(now, lifetime)?.min(root_end);
@@ -219,6 +223,7 @@ pub fn check_imported_intermediate(
     intermediate: &Certificate,
     token_key: &SubjectPublicKeyInfoOwned,
     root: &Certificate,
+    now: SystemTime,
 ) -> Result<(), CaError> {
     let tbs = &intermediate.tbs_certificate;
     if tbs.subject_public_key_info != *token_key {
@@ -243,7 +248,6 @@ pub fn check_imported_intermediate(
             return Err(CaError::BadCaCertificate("keyUsage lacks keyCertSign".into()));
         }
     }
-    let now = SystemTime::now();
     if now < tbs.validity.not_before.to_system_time() || now > tbs.validity.not_after.to_system_time() {
         return Err(CaError::BadCaCertificate("the certificate is not valid now".into()));
     }

@@ -16,7 +16,7 @@ use der::{DecodePem, EncodePem};
 use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use x509_cert::Certificate;
 use x509_cert::builder::{Builder, RequestBuilder};
 use x509_cert::ext::pkix::SubjectAltName;
@@ -113,6 +113,7 @@ fn hierarchy(root_spec: KeySpec, constraints: &NameConstraintSpec) -> Hierarchy 
         &root_signer,
         name("CN=Castellan Ceremony Root,O=Castellan Test"),
         3650 * DAY,
+        SystemTime::now(),
     )
     .expect("self-signed root");
     let (intermediate_key, intermediate_signer) = token_key("ceremony-intermediate", KeySpec::EcP256);
@@ -123,6 +124,7 @@ fn hierarchy(root_spec: KeySpec, constraints: &NameConstraintSpec) -> Hierarchy 
         name("CN=Castellan Ceremony Intermediate,O=Castellan Test"),
         365 * DAY,
         constraints,
+        SystemTime::now(),
     )
     .expect("intermediate signed by the root");
     Hierarchy { root, intermediate, intermediate_signer }
@@ -244,7 +246,8 @@ fn rsa_root_signs_an_ec_intermediate_with_pkcs1() {
 #[test]
 fn a_root_refuses_to_sign_with_a_key_that_is_not_its_own() {
     let (_, root_signer) = token_key("ceremony-root", KeySpec::EcP256);
-    let root = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Mismatch Root"), DAY).expect("root");
+    let root = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Mismatch Root"), DAY, SystemTime::now())
+        .expect("root");
     let (_, other_signer) = token_key("ceremony-other", KeySpec::EcP256);
     let (intermediate_key, _) = token_key("ceremony-intermediate", KeySpec::EcP256);
     let result = sign_intermediate::<_, HsmSignature>(
@@ -254,6 +257,7 @@ fn a_root_refuses_to_sign_with_a_key_that_is_not_its_own() {
         name("CN=Mismatch Intermediate"),
         DAY,
         &NameConstraintSpec::default(),
+        SystemTime::now(),
     );
     assert!(matches!(result, Err(CaError::SignerMismatch)), "{result:?}");
 }
@@ -288,11 +292,12 @@ impl spki::DynSignatureAlgorithmIdentifier for Faulty {
 fn a_faulty_signature_never_leaves_the_ceremony() {
     let (_, root_signer) = token_key("ceremony-faulty-root", KeySpec::EcP256);
     let faulty = Faulty(root_signer);
-    let result = self_signed_root::<_, HsmSignature>(&faulty, name("CN=Faulty Root"), DAY);
+    let result = self_signed_root::<_, HsmSignature>(&faulty, name("CN=Faulty Root"), DAY, SystemTime::now());
     assert!(matches!(result, Err(CaError::SignatureCheck(_))), "{result:?}");
 
     // A good root, then a fault while signing the intermediate.
-    let root = self_signed_root::<_, HsmSignature>(&faulty.0, name("CN=Faulty Root"), DAY).expect("root");
+    let root =
+        self_signed_root::<_, HsmSignature>(&faulty.0, name("CN=Faulty Root"), DAY, SystemTime::now()).expect("root");
     let (intermediate_key, _) = token_key("ceremony-faulty-intermediate", KeySpec::EcP256);
     let result = sign_intermediate::<_, HsmSignature>(
         &faulty,
@@ -301,6 +306,7 @@ fn a_faulty_signature_never_leaves_the_ceremony() {
         name("CN=Faulty Intermediate"),
         DAY,
         &NameConstraintSpec::default(),
+        SystemTime::now(),
     );
     assert!(matches!(result, Err(CaError::SignatureCheck(_))), "{result:?}");
 }
@@ -308,10 +314,12 @@ fn a_faulty_signature_never_leaves_the_ceremony() {
 #[test]
 fn an_absurd_ceremony_lifetime_is_an_error_not_a_panic() {
     let (_, root_signer) = token_key("ceremony-forever-root", KeySpec::EcP256);
-    let result = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), Duration::MAX);
+    let result =
+        self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), Duration::MAX, SystemTime::now());
     assert!(matches!(result, Err(CaError::LifetimeOutOfRange { .. })), "{result:?}");
 
-    let root = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), DAY).expect("root");
+    let root = self_signed_root::<_, HsmSignature>(&root_signer, name("CN=Forever Root"), DAY, SystemTime::now())
+        .expect("root");
     let (intermediate_key, _) = token_key("ceremony-forever-intermediate", KeySpec::EcP256);
     let result = sign_intermediate::<_, HsmSignature>(
         &root_signer,
@@ -320,6 +328,7 @@ fn an_absurd_ceremony_lifetime_is_an_error_not_a_panic() {
         name("CN=Forever Intermediate"),
         Duration::MAX,
         &NameConstraintSpec::default(),
+        SystemTime::now(),
     );
     assert!(matches!(result, Err(CaError::LifetimeOutOfRange { .. })), "{result:?}");
 }
@@ -402,7 +411,8 @@ fn enterprise_root_signs_our_intermediate_csr() {
 
     let root = openssl_root(d, "root", "/CN=Example Corp Root/O=Example Corp");
     let intermediate = openssl_sign(d, "root", "intermediate.csr", CA_EXTENSIONS, "intermediate.pem");
-    check_imported_intermediate(&intermediate, &key.public_key, &root).expect("a correct import is accepted");
+    check_imported_intermediate(&intermediate, &key.public_key, &root, SystemTime::now())
+        .expect("a correct import is accepted");
     let (ok, out) = verify(d, None, "intermediate.pem");
     assert!(ok, "openssl verify of the imported intermediate:\n{out}");
 
@@ -438,7 +448,7 @@ fn enterprise_root_signs_our_intermediate_csr() {
         ],
     );
     let other = openssl_sign(d, "root", "other.csr", CA_EXTENSIONS, "other.pem");
-    match check_imported_intermediate(&other, &key.public_key, &root) {
+    match check_imported_intermediate(&other, &key.public_key, &root, SystemTime::now()) {
         Err(CaError::BadCaCertificate(why)) => assert!(why.contains("different key"), "{why}"),
         other => panic!("a certificate for another key must be refused, got {other:?}"),
     }
@@ -446,7 +456,7 @@ fn enterprise_root_signs_our_intermediate_csr() {
     // (2) Issued by a root other than the one given.
     let _ = openssl_root(d, "elsewhere", "/CN=Some Other Root/O=Elsewhere");
     let foreign = openssl_sign(d, "elsewhere", "intermediate.csr", CA_EXTENSIONS, "foreign.pem");
-    match check_imported_intermediate(&foreign, &key.public_key, &root) {
+    match check_imported_intermediate(&foreign, &key.public_key, &root, SystemTime::now()) {
         Err(CaError::BadCaCertificate(why)) => assert!(why.contains("issued by"), "{why}"),
         other => panic!("a certificate from another root must be refused, got {other:?}"),
     }
@@ -454,7 +464,7 @@ fn enterprise_root_signs_our_intermediate_csr() {
     let _ = openssl_root(d, "impostor", "/CN=Example Corp Root/O=Example Corp");
     let forged = openssl_sign(d, "impostor", "intermediate.csr", CA_EXTENSIONS, "forged.pem");
     assert_eq!(forged.tbs_certificate.issuer, root.tbs_certificate.subject);
-    let result = check_imported_intermediate(&forged, &key.public_key, &root);
+    let result = check_imported_intermediate(&forged, &key.public_key, &root, SystemTime::now());
     assert!(matches!(result, Err(CaError::SignatureCheck(_))), "{result:?}");
 
     // (3) Not a CA.
@@ -465,7 +475,7 @@ fn enterprise_root_signs_our_intermediate_csr() {
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
         "not-ca.pem",
     );
-    match check_imported_intermediate(&not_ca, &key.public_key, &root) {
+    match check_imported_intermediate(&not_ca, &key.public_key, &root, SystemTime::now()) {
         Err(CaError::BadCaCertificate(why)) => assert!(why.contains("not a CA"), "{why}"),
         other => panic!("a CA:FALSE certificate must be refused, got {other:?}"),
     }
@@ -478,7 +488,7 @@ fn enterprise_root_signs_our_intermediate_csr() {
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,cRLSign\n",
         "no-cert-sign.pem",
     );
-    match check_imported_intermediate(&no_cert_sign, &key.public_key, &root) {
+    match check_imported_intermediate(&no_cert_sign, &key.public_key, &root, SystemTime::now()) {
         Err(CaError::BadCaCertificate(why)) => assert!(why.contains("keyCertSign"), "{why}"),
         other => panic!("a CA without keyCertSign must be refused, got {other:?}"),
     }

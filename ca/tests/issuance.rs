@@ -87,6 +87,7 @@ fn ca() -> &'static Ca {
             &root_signer,
             Name::from_str("CN=Castellan Issuance Test Root,O=Castellan Test").expect("name"),
             3650 * DAY,
+            SystemTime::now(),
         )
         .expect("root");
         let intermediate_key = hsm()
@@ -99,6 +100,7 @@ fn ca() -> &'static Ca {
             Name::from_str("CN=Castellan Issuance Test Intermediate,O=Castellan Test").expect("name"),
             365 * DAY,
             &NameConstraintSpec::default(),
+            SystemTime::now(),
         )
         .expect("intermediate");
         let dir = tempfile::tempdir().expect("tempdir");

@@ -1,17 +1,22 @@
-//! `castellan serve`: the HTTPS front of the CA.
+//! `castellan serve`: wiring only. What can fail cheaply (binding the listeners, checking the configuration) is
+//! done before anything is created (the dev token, the key ceremony); then the authority is opened and the servers
+//! (ACME, revocation status, the admin API) and their background work start on it.
 
 mod http;
 mod routes;
 mod tls;
 
-use crate::authority::LoadedCa;
-use crate::config::Settings;
+use crate::config::{Settings, http_base};
+use crate::{CaContext, open_hsm};
 use anyhow::{Context, Result};
-use castellan_hsm::Hsm;
-use castellan_store::Store;
+use castellan_authority::ca_dir::{CaDirectory, InitOptions, audit_ceremony};
+use castellan_authority::token_identity::{IdentityKind, IdentitySpec, TokenIdentity, san_name};
+use castellan_authority::urls::record_status_base;
+use castellan_authority::{Actor, Authority, Clock, Operator};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,41 +28,76 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 10_000;
+/// A replaced TLS key stays in the token this long, for handshakes under way.
+const RETIRE_TLS_KEY_AFTER: Duration = Duration::from_secs(30);
 
-/// Runs the server. `http_listener` is the plain-HTTP listener for revocation status, bound before the CA was
-/// loaded (its address is in the CRL and OCSP URLs the CA puts in leaves).
-pub async fn run(
-    settings: Settings,
-    hsm: Hsm,
-    ca: LoadedCa,
-    store: Store,
-    http_listener: Option<std::net::TcpListener>,
-) -> Result<()> {
-    let ca = Arc::new(ca);
-    let identity = tls::ServerIdentity::load_or_issue(
-        hsm.clone(),
-        store.clone(),
-        Arc::clone(&ca),
-        &settings.serve.tls_names,
-        Duration::from_secs(settings.serve.tls_lifetime_secs),
-        &settings.data_dir,
+/// The listeners, bound before anything else happens.
+struct Listeners {
+    https: std::net::TcpListener,
+    http: std::net::TcpListener,
+}
+
+fn bind(address: SocketAddr, what: &str) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address).with_context(|| format!("listening on {what}://{address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
+    // Cheap checks first: an address in use or a bad setting must not leave a new token or CA behind.
+    let listeners =
+        Listeners { https: bind(settings.serve.listen, "https")?, http: bind(settings.serve.http_listen, "http")? };
+    settings.acme.validate().map_err(anyhow::Error::msg).context("[acme]")?;
+    settings.revocation.check().context("[revocation]")?;
+    let validation = settings.acme.validation.to_config().map_err(anyhow::Error::msg).context("[acme.validation]")?;
+    let tls_names = settings.serve.tls_names.iter().map(|n| san_name(n)).collect::<Vec<_>>();
+
+    let store = crate::open_store(&settings, &clock).await?;
+    let hsm = open_hsm(&settings)?;
+    let dir = CaDirectory::new(settings.ca_dir());
+    let actor = Actor::castellan("serve");
+    if !dir.exists() {
+        tracing::info!(dir = %dir.path().display(), "no CA yet: running the key ceremony (first start)");
+        let created = dir.init(&settings.ca, &hsm, &InitOptions::default(), &clock)?;
+        for cert in &created {
+            tracing::info!(role = cert.role, subject = %cert.subject, sha256 = %cert.sha256_fingerprint, "created");
+        }
+        audit_ceremony(&store, &actor, "ca.init", &created).await?;
+    }
+    // Leaves point where this server publishes revocation status; recorded, so that every process issuing for
+    // this CA (the CLI, a replica sharing the database) names the same place.
+    let status_base = http_base(listeners.http.local_addr()?, &settings.serve.tls_names);
+    record_status_base(&store, &status_base, &actor).await?;
+    let ca = CaContext { settings: &settings, store: &store, hsm: &hsm }.load_issuing_ca(Some(&status_base)).await?;
+    let authority = Authority::new(store, clock.clone(), ca);
+    tokio::spawn(clock.watch_shift());
+
+    let identity = TokenIdentity::load_or_issue(
+        authority.clone(),
+        IdentitySpec {
+            kind: IdentityKind::TlsServer { names: tls_names },
+            label_prefix: "castellan-tls",
+            lifetime: Duration::from_secs(settings.serve.tls_lifetime_secs),
+            state_file: settings.data_dir.join("tls").join("server.json"),
+            retire_after: RETIRE_TLS_KEY_AFTER,
+            actor: actor.clone(),
+            name: "the server's TLS certificate",
+        },
     )
-    .await?;
+    .await
+    .context("the server's TLS certificate")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(tls::client_verifier(&ca, Arc::clone(&provider))?)
-        .with_cert_resolver(identity.resolver());
+        .with_client_cert_verifier(tls::client_verifier(authority.ca(), Arc::clone(&provider))?)
+        .with_cert_resolver(tls::resolver(&identity));
     tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
-    tokio::spawn(identity.renew_forever());
+    tokio::spawn(Arc::clone(&identity).renew_forever());
 
-    let validation = settings.acme.validation.to_config().map_err(anyhow::Error::msg).context("[acme.validation]")?;
-    let validator = castellan_acme_server::validation::Validator::new(validation).context("starting validation")?;
-    let issuing = Arc::new(ca.issuing());
-    let status = castellan_acme_server::status::Status::start(castellan_acme_server::status::StatusSetup {
-        store: store.clone(),
-        ca: Arc::clone(&issuing),
+    let status = castellan_status::Status::start(castellan_status::StatusSetup {
+        authority: authority.clone(),
         config: settings.revocation.clone(),
         state_dir: settings.data_dir.join("ocsp"),
         crl_url: settings.ca.crl_url.clone(),
@@ -65,37 +105,37 @@ pub async fn run(
     })
     .await
     .context("starting the CRL and OCSP service")?;
-    settings.acme.validate().map_err(anyhow::Error::msg)?;
-    let eab_keys =
-        castellan_acme_server::ra::eab::EabKeys::open(hsm.clone()).await.context("the token's sealing key")?;
-    let admin = castellan_acme_server::admin_router(store.clone(), Some(eab_keys.clone()));
-    let acme = castellan_acme_server::router(store.clone(), issuing, validator, settings.acme.clone(), Some(eab_keys));
+    let validator = castellan_acme_server::validation::Validator::new(validation).context("starting validation")?;
+    let admin = castellan_admin::router(Operator::with_authority(authority.clone()));
+    let acme = castellan_acme_server::router(authority.clone(), validator, settings.acme.clone());
+    let ca = authority.ca();
     let app = routes::router(routes::AppState {
         root_pem: ca.root_pem.clone(),
         chain_pem: ca.chain_pem.clone(),
-        issuer: ca.intermediate.tbs_certificate.subject.to_string(),
-        token: hsm.token_label().to_owned(),
+        issuer: ca.issuer_dn.clone(),
+        token: ca.hsm().token_label().to_owned(),
     })
     .merge(acme)
     .merge(admin)
     .merge(status.router());
-    tokio::spawn(purge_nonces(store.clone()));
-    if let Some(listener) = http_listener {
-        let listener = TcpListener::from_std(listener).context("the HTTP listener")?;
-        let address = listener.local_addr()?;
-        tokio::spawn(http::serve(listener, status.router()));
-        tracing::info!(%address, "serving CRLs and OCSP over HTTP");
-        // Printed before the https line, which scripts and tests wait for.
-        println!("serving revocation status on http://{address}");
-    }
-    let listener = TcpListener::bind(settings.serve.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.serve.listen))?;
+
+    let http_listener = TcpListener::from_std(listeners.http).context("the HTTP listener")?;
+    let http_address = http_listener.local_addr()?;
+    tokio::spawn(http::serve(http_listener, status.router()));
+    tracing::info!(address = %http_address, "serving CRLs and OCSP over HTTP");
+    // Printed before the https line, which scripts and tests wait for.
+    println!("serving revocation status on http://{http_address}");
+    let listener = TcpListener::from_std(listeners.https).context("the HTTPS listener")?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "castellan is serving");
     // A line on stdout that scripts and tests wait for (the port is chosen by the OS when :0 is asked for).
     println!("listening on https://{address}");
+    serve_https(listener, acceptor, app).await;
+    tracing::info!("shutting down");
+    Ok(())
+}
 
+async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -129,7 +169,7 @@ pub async fn run(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|leaf| castellan_acme_server::admin::ClientCertificate { der: Arc::from(leaf.as_ref()) });
+                .map(|leaf| castellan_admin::ClientCertificate { der: Arc::from(leaf.as_ref()) });
             let app = tower::ServiceExt::map_request(app, move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(client);
                 if let Some(certificate) = &certificate {
@@ -149,19 +189,6 @@ pub async fn run(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
-    }
-    tracing::info!("shutting down");
-    Ok(())
-}
-
-/// Expired nonces are deleted every minute, so the table stays as small as the nonces in flight.
-async fn purge_nonces(store: Store) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        if let Err(e) = store.purge_expired_nonces().await {
-            tracing::warn!(error = %e, "purging expired nonces failed");
-        }
     }
 }
 

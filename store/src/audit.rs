@@ -37,7 +37,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::write::Durability;
-use crate::{Backend, Store, unix_now};
+use crate::{Backend, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Transaction};
@@ -284,8 +284,9 @@ fn write_string(s: &str, out: &mut String) {
 /// every replica, waits. Append last, just before committing. On PostgreSQL the transaction must be READ
 /// COMMITTED (the default): under REPEATABLE READ or SERIALIZABLE a concurrent append fails with a serialization
 /// error. On SQLite, if the transaction has read before writing, taking the write lock can fail with SQLITE_BUSY
-/// instead of waiting; write first, or append in a transaction of its own with [`Store::audit_append`].
-pub async fn audit_append_in(tx: &mut Transaction<'_, Any>, event: &AuditEvent) -> Result<AuditEntry> {
+/// instead of waiting; write first, or append in a transaction of its own with [`Store::audit_append`]. `at` is the
+/// entry's time, Unix seconds.
+pub async fn audit_append_in(tx: &mut Transaction<'_, Any>, event: &AuditEvent, at: i64) -> Result<AuditEntry> {
     event.check()?;
     let details_json = canonical_json(&event.details);
 
@@ -297,7 +298,6 @@ pub async fn audit_append_in(tx: &mut Transaction<'_, Any>, event: &AuditEvent) 
     let prev_hash = to_hash(&prev_hash)
         .ok_or_else(|| StoreError::Corrupt(format!("audit_head.hash is {} bytes, not 32", prev_hash.len())))?;
 
-    let at = unix_now();
     let hash = entry_hash(&prev_hash, seq, at, &event.actor, &event.action, &event.subject, &details_json);
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, subject, details_json, prev_hash, hash) \
@@ -338,7 +338,8 @@ impl Store {
     /// Appends an entry in a transaction of its own.
     pub async fn audit_append(&self, event: &AuditEvent) -> Result<AuditEntry> {
         let mut tx = self.begin_write(Durability::Durable).await?;
-        let entry = audit_append_in(&mut tx, event).await?;
+        let at = tx.now;
+        let entry = audit_append_in(&mut tx, event, at).await?;
         tx.commit().await?;
         tracing::debug!(seq = entry.seq, action = %entry.action, "audit entry appended");
         Ok(entry)

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 mod db;
 mod error;
+pub mod ids;
 pub mod inventory;
 pub mod nonces;
 pub mod rate_limits;
@@ -21,16 +22,44 @@ pub mod testkit;
 
 pub use db::{Backend, known_schema_version, redact};
 pub use error::{Result, StoreError};
+pub use ids::{AccountId, AuthorizationId, CertificateId, ChallengeId, GroupId, IssuerId, OrderId, TokenId};
 
 use sqlx::AnyPool;
+use std::sync::Arc;
 
 /// A handle on the database; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// SQLite's writers queue here rather than inside SQLite (see `write.rs`).
-    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
+    writers: Arc<tokio::sync::Mutex<()>>,
+    /// Where "now" comes from for every time the store writes (created_at, revoked_at, expiry checks).
+    time: Arc<dyn TimeSource>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// The store's source of the current time, in Unix seconds (its unit of time). The system clock unless
+/// [`Store::with_time`] installs another: castellan-authority's clock, which tests move instead of sleeping.
+pub trait TimeSource: Send + Sync + 'static {
+    fn unix_now(&self) -> i64;
+}
+
+/// The system clock.
+pub struct SystemTime;
+
+impl TimeSource for SystemTime {
+    fn unix_now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
 }
 
 impl Store {
@@ -42,7 +71,18 @@ impl Store {
         };
         let (pool, backend) = db::connect(url, max_connections).await?;
         db::migrate(&pool, backend).await?;
-        Ok(Store { pool, backend, writers: Default::default() })
+        Ok(Store { pool, backend, writers: Default::default(), time: Arc::new(SystemTime) })
+    }
+
+    /// The same database, reading the time from `time`.
+    pub fn with_time(mut self, time: Arc<dyn TimeSource>) -> Store {
+        self.time = time;
+        self
+    }
+
+    /// Now, as the store writes it.
+    pub fn now(&self) -> i64 {
+        self.time.unix_now()
     }
 
     pub fn backend(&self) -> Backend {
@@ -56,14 +96,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Now, in Unix seconds, the store's unit of time.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(feature = "testkit")]

@@ -18,8 +18,8 @@
 //!
 //! A refused nonce is just `false`: the caller answers with ACME's `badNonce` and a fresh nonce.
 
+use crate::Store;
 use crate::error::Result;
-use crate::{Store, unix_now};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -39,7 +39,7 @@ impl Store {
         OsRng.fill_bytes(&mut bytes);
         let nonce = URL_SAFE_NO_PAD.encode(bytes);
         let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-        let expires_at = unix_now().saturating_add(lifetime);
+        let expires_at = self.now().saturating_add(lifetime);
         sqlx::query("INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2)")
             .bind(&nonce)
             .bind(expires_at)
@@ -56,7 +56,7 @@ impl Store {
         }
         let deleted = sqlx::query("DELETE FROM nonces WHERE nonce = $1 AND expires_at >= $2")
             .bind(nonce)
-            .bind(unix_now())
+            .bind(self.now())
             .execute(self.pool())
             .await?
             .rows_affected();
@@ -66,7 +66,7 @@ impl Store {
     /// Deletes the nonces that have expired, for a periodic sweep; returns how many.
     pub async fn purge_expired_nonces(&self) -> Result<u64> {
         let deleted =
-            sqlx::query("DELETE FROM nonces WHERE expires_at < $1").bind(unix_now()).execute(self.pool()).await?;
+            sqlx::query("DELETE FROM nonces WHERE expires_at < $1").bind(self.now()).execute(self.pool()).await?;
         Ok(deleted.rows_affected())
     }
 }

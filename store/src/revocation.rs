@@ -7,16 +7,36 @@
 //! replica, the CLI — reaches every replica's OCSP cache and CRL without relying on clocks agreeing. The counter
 //! row is locked after the certificate rows and before the audit head (the order `acme` documents).
 
+use crate::Store;
 use crate::acme::{audit as audit_in, check_text};
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, CertificateId, IssuerId};
 use crate::inventory::{CERTIFICATE_COLUMNS, CertificateRecord, certificate_from_row, index_name};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 use sqlx::{Any, Transaction};
 
 /// RFC 5280 §5.3.1 CRLReason codes; 7 is unassigned.
-pub const REASON_CODES: [i64; 10] = [0, 1, 2, 3, 4, 5, 6, 8, 9, 10];
+const REASON_CODES: [u8; 10] = [0, 1, 2, 3, 4, 5, 6, 8, 9, 10];
+
+/// A CRLReason code RFC 5280 defines (§5.3.1), as a revocation is stored. Which reasons a revoker may give is the
+/// authority's rule; the store only refuses codes that mean nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReasonCode(u8);
+
+impl ReasonCode {
+    pub fn new(code: u8) -> Result<ReasonCode> {
+        if REASON_CODES.contains(&code) {
+            Ok(ReasonCode(code))
+        } else {
+            Err(StoreError::Invalid { what: "revocation reason", why: format!("{code} is not a CRLReason") })
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
 
 /// Certificates revoked per transaction by the bulk paths: large enough that revoking every certificate of a big
 /// account is quick, small enough that one transaction never holds the revocation counter for long.
@@ -71,23 +91,16 @@ pub enum RevocationTarget {
     /// Every unexpired certificate of ours that names this DNS name, IP address or URI.
     Name(String),
     /// Every unexpired certificate of ours an ACME account obtained.
-    Account(i64),
+    Account(AccountId),
 }
 
 /// What a bulk revocation did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RevocationReport {
     /// Revoked now: (certificate id, serial).
-    pub revoked: Vec<(i64, String)>,
+    pub revoked: Vec<(CertificateId, String)>,
     /// Matched but left as they were: already revoked, or never issued (pending, failed).
-    pub unchanged: Vec<i64>,
-}
-
-fn check_reason(reason: i64) -> Result<()> {
-    if !REASON_CODES.contains(&reason) {
-        return Err(StoreError::Invalid { what: "revocation reason", why: format!("{reason} is not a CRLReason") });
-    }
-    Ok(())
+    pub unchanged: Vec<CertificateId>,
 }
 
 /// Advances the revocation counter inside the caller's transaction and returns the new epoch.
@@ -162,7 +175,7 @@ impl Store {
     /// The next CRL number for (issuer, shard), for a CRL built from revocations up to `epoch`. None when a CRL
     /// already numbered was built from a newer epoch: the caller re-reads the revocations and asks again, so CRL
     /// numbers increase with their contents across replicas (RFC 5280 §5.2.3: monotonically increasing).
-    pub async fn next_crl_number(&self, issuer_id: i64, shard: i64, epoch: i64) -> Result<Option<i64>> {
+    pub async fn next_crl_number(&self, issuer_id: IssuerId, shard: i64, epoch: i64) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "INSERT INTO crl_numbers (issuer_id, shard, last_number, epoch) VALUES ($1, $2, 1, $3) \
              ON CONFLICT (issuer_id, shard) DO UPDATE \
@@ -177,7 +190,7 @@ impl Store {
     }
 
     /// The last CRL number handed out for (issuer, shard), if any.
-    pub async fn last_crl_number(&self, issuer_id: i64, shard: i64) -> Result<Option<i64>> {
+    pub async fn last_crl_number(&self, issuer_id: IssuerId, shard: i64) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar("SELECT last_number FROM crl_numbers WHERE issuer_id = $1 AND shard = $2")
             .bind(issuer_id)
             .bind(shard)
@@ -219,9 +232,9 @@ impl Store {
     }
 
     /// The ids of the certificates `target` names, oldest first.
-    pub async fn revocation_candidates(&self, target: &RevocationTarget) -> Result<Vec<i64>> {
-        let now = unix_now();
-        let ids: Vec<i64> =
+    pub async fn revocation_candidates(&self, target: &RevocationTarget) -> Result<Vec<CertificateId>> {
+        let now = self.now();
+        let ids: Vec<CertificateId> =
             match target {
                 RevocationTarget::Serial(serial) => {
                     sqlx::query_scalar(
@@ -259,7 +272,7 @@ impl Store {
     pub async fn revoke_matching(
         &self,
         target: &RevocationTarget,
-        reason: i64,
+        reason: ReasonCode,
         revoked_by: &str,
         actor: &str,
     ) -> Result<RevocationReport> {
@@ -273,16 +286,15 @@ impl Store {
     /// are already revoked, or were never issued, are left alone and reported as unchanged.
     pub async fn revoke_certificates(
         &self,
-        ids: &[i64],
-        reason: i64,
+        ids: &[CertificateId],
+        reason: ReasonCode,
         revoked_by: &str,
         actor: &str,
     ) -> Result<RevocationReport> {
-        check_reason(reason)?;
         check_text("revoked_by", revoked_by)?;
         let mut report = RevocationReport::default();
         for chunk in ids.chunks(BULK_CHUNK) {
-            let now = unix_now();
+            let now = self.now();
             let mut tx = self.begin_write(Durability::Durable).await?;
             let mut revoked = Vec::with_capacity(chunk.len());
             // Certificate rows first (the lock order), each only if it is issued and has never been revoked.
@@ -310,7 +322,7 @@ impl Store {
                 insert_revocation(&mut tx, *id, reason, now, revoked_by, epoch).await?;
             }
             for (id, serial) in &revoked {
-                let details = json!({ "serial": serial, "reason": reason, "revoked_by": revoked_by });
+                let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
                 audit_in(&mut tx, actor, "certificate.revoke", format!("certificate:{id}"), details).await?;
             }
             tx.commit().await?;
@@ -321,8 +333,8 @@ impl Store {
 
     /// Marks an issued certificate for re-issuance now (an incident): RFC 9773 renewalInfo then answers with a
     /// window in the past, so ARI-aware clients replace it at once. Audit "certificate.renewal_due".
-    pub async fn mark_renewal_due(&self, certificate_id: i64, actor: &str) -> Result<()> {
-        let now = unix_now();
+    pub async fn mark_renewal_due(&self, certificate_id: CertificateId, actor: &str) -> Result<()> {
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let serial: Option<String> = sqlx::query_scalar(
             "UPDATE certificates SET renewal_due_at = $1, updated_at = $1 \
@@ -355,8 +367,8 @@ impl Store {
 /// The revocations row, stamped with the epoch of the transaction that writes it.
 pub(crate) async fn insert_revocation(
     tx: &mut Transaction<'_, Any>,
-    certificate_id: i64,
-    reason: i64,
+    certificate_id: CertificateId,
+    reason: ReasonCode,
     revoked_at: i64,
     revoked_by: &str,
     epoch: i64,
@@ -365,7 +377,7 @@ pub(crate) async fn insert_revocation(
         "INSERT INTO revocations (certificate_id, reason, revoked_at, revoked_by, epoch) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(certificate_id)
-    .bind(reason)
+    .bind(i64::from(reason.get()))
     .bind(revoked_at)
     .bind(revoked_by)
     .bind(epoch)

@@ -30,6 +30,8 @@ pub(crate) enum Durability {
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Any>,
     _turn: Option<OwnedMutexGuard<()>>,
+    /// The store's "now" when the transaction began: every time it writes is this one.
+    pub(crate) now: i64,
 }
 
 impl Deref for WriteTx {
@@ -72,14 +74,14 @@ impl Store {
                 // No other writer of this process can interleave (the queue above), so a deferred BEGIN cannot
                 // meet SQLITE_BUSY_SNAPSHOT from one; another process (the CLI) is waited for by busy_timeout.
                 let tx = Transaction::begin(conn, None).await?;
-                Ok(WriteTx { tx, _turn: Some(turn) })
+                Ok(WriteTx { tx, _turn: Some(turn), now: self.now() })
             }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 if durability == Durability::Relaxed {
                     sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
                 }
-                Ok(WriteTx { tx, _turn: None })
+                Ok(WriteTx { tx, _turn: None, now: self.now() })
             }
         }
     }

@@ -247,14 +247,14 @@ async fn an_entry_appended_in_a_transaction_commits_or_rolls_back_with_it() {
         let pool = t.store.raw_pool_for_tests();
 
         let mut tx = pool.begin().await.expect("begin");
-        let e = audit::audit_append_in(&mut tx, &event(1)).await.expect("append in transaction");
+        let e = audit::audit_append_in(&mut tx, &event(1), t.store.now()).await.expect("append in transaction");
         assert_eq!(e.seq, 1);
         tx.rollback().await.expect("rollback");
         assert!(t.store.audit_tail(10).await.expect("tail").is_empty());
         assert!(t.store.audit_verify().await.expect("verify").is_intact());
 
         let mut tx = pool.begin().await.expect("begin");
-        let e = audit::audit_append_in(&mut tx, &event(2)).await.expect("append in transaction");
+        let e = audit::audit_append_in(&mut tx, &event(2), t.store.now()).await.expect("append in transaction");
         assert_eq!(e.seq, 1, "the rolled-back seq is reused: no gap");
         tx.commit().await.expect("commit");
         assert_eq!(t.store.audit_tail(10).await.expect("tail"), [e]);

@@ -4,7 +4,7 @@
 use castellan_store::inventory::{
     CertificateQuery, CertificateRecord, CertificateSource, CertificateStatus, NameMatch, NewCertificate,
 };
-use castellan_store::{Store, StoreError, testkit, unix_now};
+use castellan_store::{AccountId, CertificateId, Store, StoreError, testkit};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -46,12 +46,12 @@ fn der_for(cert: &NewCertificate) -> (Vec<u8>, Vec<u8>) {
     (der, sha)
 }
 
-async fn issue(store: &Store, cert: &NewCertificate) -> i64 {
+async fn issue(store: &Store, cert: &NewCertificate) -> CertificateId {
     let (der, sha) = der_for(cert);
     store.insert_certificate(cert, &der, &sha).await.expect("insert certificate")
 }
 
-async fn issue_with_status(store: &Store, cert: &NewCertificate, status: CertificateStatus) -> i64 {
+async fn issue_with_status(store: &Store, cert: &NewCertificate, status: CertificateStatus) -> CertificateId {
     let id = issue(store, cert).await;
     if status != CertificateStatus::Active {
         store.set_certificate_status(id, status).await.expect("set status");
@@ -59,19 +59,19 @@ async fn issue_with_status(store: &Store, cert: &NewCertificate, status: Certifi
     id
 }
 
-async fn new_account(store: &Store) -> i64 {
+async fn new_account(store: &Store) -> AccountId {
     sqlx::query_scalar(
         "INSERT INTO accounts (jwk_json, jwk_thumbprint, status, created_at, updated_at) \
          VALUES ('{}', $1, 'valid', $2, $2) RETURNING id",
     )
     .bind(random_serial())
-    .bind(unix_now())
+    .bind(store.now())
     .fetch_one(store.raw_pool_for_tests())
     .await
     .expect("insert account")
 }
 
-async fn search(store: &Store, q: CertificateQuery) -> Vec<i64> {
+async fn search(store: &Store, q: CertificateQuery) -> Vec<CertificateId> {
     let page = store.search_certificates(&q).await.expect("search");
     assert!(page.next_cursor.is_none(), "expected one page for {q:?}");
     assert!(page.items.iter().all(|c| c.certificate_der.is_none()), "list queries must not fetch DER");
@@ -106,7 +106,7 @@ where
 async fn reserve_then_complete_once_and_serials_are_unique_per_issuer() {
     for t in testkit::all().await {
         let s = &t.store;
-        let new = cert(&["DNS:www.example.com"], unix_now() + 90 * DAY);
+        let new = cert(&["DNS:www.example.com"], s.now() + 90 * DAY);
         let id = s.reserve_certificate(&new).await.expect("reserve");
 
         let pending = s.certificate(id).await.expect("pending row");
@@ -126,7 +126,7 @@ async fn reserve_then_complete_once_and_serials_are_unique_per_issuer() {
         assert!(matches!(again, StoreError::Conflict { .. }), "{:?}: {again}", s.backend());
 
         // The same serial under the same issuer key: refused by the database's UNIQUE (issuer_key_id, serial).
-        let mut reused = cert(&["DNS:other.example.com"], unix_now() + 90 * DAY);
+        let mut reused = cert(&["DNS:other.example.com"], s.now() + 90 * DAY);
         reused.serial = new.serial.clone();
         let err = s.reserve_certificate(&reused).await.expect_err("same serial twice");
         assert!(matches!(err, StoreError::Conflict { .. }), "{:?}: {err}", s.backend());
@@ -169,7 +169,7 @@ async fn concurrent_reservations_lose_nothing_and_a_raced_serial_is_won_once() {
                         // Half-way, everyone lines up and the first RACERS tasks reserve the same serial at once.
                         barrier.wait().await;
                         if task < RACERS {
-                            let mut c = cert(&["DNS:raced.example.com"], unix_now() + 30 * DAY);
+                            let mut c = cert(&["DNS:raced.example.com"], store.now() + 30 * DAY);
                             c.serial = raced.clone();
                             match store.reserve_certificate(&c).await {
                                 Ok(id) => raced_id = Some(id),
@@ -178,7 +178,7 @@ async fn concurrent_reservations_lose_nothing_and_a_raced_serial_is_won_once() {
                             }
                         }
                     }
-                    let c = cert(&[&format!("DNS:t{task}-{i}.example.com")], unix_now() + 30 * DAY);
+                    let c = cert(&[&format!("DNS:t{task}-{i}.example.com")], store.now() + 30 * DAY);
                     let id = store.reserve_certificate(&c).await.expect("reserve");
                     let (der, sha) = der_for(&c);
                     store.complete_certificate(id, &der, &sha).await.expect("complete");
@@ -196,7 +196,7 @@ async fn concurrent_reservations_lose_nothing_and_a_raced_serial_is_won_once() {
         }
         assert_eq!(winners.len(), 1, "{:?}: exactly one reservation of the raced serial wins", store.backend());
         assert_eq!(issued.len(), TASKS * EACH);
-        let ids: HashSet<i64> = issued.iter().map(|(id, _)| *id).chain(winners.iter().copied()).collect();
+        let ids: HashSet<CertificateId> = issued.iter().map(|(id, _)| *id).chain(winners.iter().copied()).collect();
         assert_eq!(ids.len(), TASKS * EACH + 1, "ids are distinct");
         assert_eq!(store.certificate_count().await.unwrap(), (TASKS * EACH + 1) as i64, "nothing lost");
         for (id, serial) in &issued {
@@ -218,7 +218,7 @@ async fn concurrent_reservations_lose_nothing_and_a_raced_serial_is_won_once() {
 async fn search_by_exact_name_and_suffix() {
     for t in testkit::all().await {
         let s = &t.store;
-        let later = unix_now() + 60 * DAY;
+        let later = s.now() + 60 * DAY;
         let www = issue(s, &cert(&["DNS:www.example.com"], later)).await;
         let apex = issue(s, &cert(&["DNS:example.com", "IP:10.0.0.1"], later)).await;
         let _bad = issue(s, &cert(&["DNS:badexample.com"], later)).await;
@@ -236,14 +236,14 @@ async fn search_by_exact_name_and_suffix() {
         assert_eq!(search(s, exact("IP:10.0.0.1")).await, vec![apex]);
         assert_eq!(search(s, exact("spiffe://example.com/svc")).await, vec![uri]);
         assert_eq!(search(s, exact("*.example.com")).await, vec![wild]);
-        assert_eq!(search(s, exact("nothing.example.com")).await, Vec::<i64>::new());
+        assert_eq!(search(s, exact("nothing.example.com")).await, Vec::<CertificateId>::new());
 
         // Newest first; a certificate with two matching names appears once.
         assert_eq!(search(s, suffix("example.com")).await, vec![wild, two, apex, www], "{:?}", s.backend());
         assert_eq!(search(s, suffix(".Example.com")).await, vec![wild, two, apex, www]);
         assert_eq!(search(s, suffix("www.example.com")).await, vec![www]);
         assert_eq!(search(s, suffix("b.example.com")).await, vec![two]);
-        assert_eq!(search(s, suffix("ample.com")).await, Vec::<i64>::new());
+        assert_eq!(search(s, suffix("ample.com")).await, Vec::<CertificateId>::new());
         assert_eq!(search(s, suffix("com")).await.len(), 6);
 
         let err = s.search_certificates(&suffix(".")).await.expect_err("empty suffix");
@@ -255,7 +255,7 @@ async fn search_by_exact_name_and_suffix() {
 async fn search_by_serial_spki_status_and_account() {
     for t in testkit::all().await {
         let s = &t.store;
-        let later = unix_now() + 60 * DAY;
+        let later = s.now() + 60 * DAY;
         let (alice, bob) = (new_account(s).await, new_account(s).await);
 
         let mut first = cert(&["DNS:a.example.com"], later);
@@ -299,7 +299,7 @@ async fn search_by_serial_spki_status_and_account() {
             status: Some(CertificateStatus::Revoked),
             ..Default::default()
         };
-        assert_eq!(search(s, both).await, Vec::<i64>::new());
+        assert_eq!(search(s, both).await, Vec::<CertificateId>::new());
         let mixed = CertificateQuery {
             account_id: Some(alice),
             name: Some(NameMatch::Suffix("example.com".into())),
@@ -317,7 +317,7 @@ async fn expiring_within_lists_live_certificates_by_expiry() {
     use CertificateStatus::*;
     for t in testkit::all().await {
         let s = &t.store;
-        let now = unix_now();
+        let now = s.now();
         let at = |days: i64| now + days * DAY;
         let ten = issue(s, &cert(&["DNS:ten.example"], at(10))).await;
         let five = issue(s, &cert(&["DNS:five.example"], at(5))).await;
@@ -354,7 +354,7 @@ async fn expiring_within_lists_live_certificates_by_expiry() {
 async fn pages_cover_everything_once_in_order_despite_inserts_between_pages() {
     for t in testkit::all().await {
         let s = &t.store;
-        let now = unix_now();
+        let now = s.now();
         let mut originals = Vec::new();
         for i in 0..50 {
             // Expiry within 30 days, with repeats so that ties cross page boundaries.
@@ -375,7 +375,7 @@ async fn pages_cover_everything_once_in_order_despite_inserts_between_pages() {
 
         // Newest first: later inserts are newer than the cursor, so the walk sees exactly the originals.
         let newest = walk(s, CertificateQuery { limit: 7, ..Default::default() }, insert_two).await;
-        let ids: Vec<i64> = newest.iter().map(|c| c.id).collect();
+        let ids: Vec<CertificateId> = newest.iter().map(|c| c.id).collect();
         let mut expected = originals.clone();
         expected.reverse();
         assert_eq!(ids, expected, "{:?}", s.backend());
@@ -388,11 +388,11 @@ async fn pages_cover_everything_once_in_order_despite_inserts_between_pages() {
             ..Default::default()
         };
         let expiring = walk(s, q, insert_two).await;
-        let keys: Vec<(i64, i64)> = expiring.iter().map(|c| (c.not_after, c.id)).collect();
+        let keys: Vec<(i64, CertificateId)> = expiring.iter().map(|c| (c.not_after, c.id)).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "strictly ordered, no repeats");
-        let seen: BTreeSet<i64> = expiring.iter().map(|c| c.id).collect();
+        let seen: BTreeSet<CertificateId> = expiring.iter().map(|c| c.id).collect();
         assert!(originals.iter().all(|id| seen.contains(id)), "every original once");
-        let known: BTreeSet<i64> = originals.iter().chain(inserted.lock().unwrap().iter()).copied().collect();
+        let known: BTreeSet<CertificateId> = originals.iter().chain(inserted.lock().unwrap().iter()).copied().collect();
         assert!(seen.is_subset(&known));
     }
 }
@@ -402,7 +402,7 @@ async fn malformed_cursors_and_limits_are_invalid() {
     for t in testkit::all().await {
         let s = &t.store;
         for i in 0..3 {
-            issue(s, &cert(&[&format!("DNS:{i}.example.com")], unix_now() + 10 * DAY)).await;
+            issue(s, &cert(&[&format!("DNS:{i}.example.com")], s.now() + 10 * DAY)).await;
         }
         let first = s.search_certificates(&CertificateQuery { limit: 2, ..Default::default() }).await.unwrap();
         let newest_cursor = first.next_cursor.expect("a second page");
@@ -439,7 +439,7 @@ async fn bulk_insert_is_all_or_nothing_and_indexes_names() {
         let s = &t.store;
         let rows: Vec<_> = (0..600)
             .map(|i| {
-                let c = cert(&[&format!("DNS:bulk{i}.example.net"), "DNS:shared.example.net"], unix_now() + DAY);
+                let c = cert(&[&format!("DNS:bulk{i}.example.net"), "DNS:shared.example.net"], s.now() + DAY);
                 let (der, sha) = der_for(&c);
                 (c, der, sha)
             })
@@ -447,12 +447,12 @@ async fn bulk_insert_is_all_or_nothing_and_indexes_names() {
         let ids = s.insert_certificates_bulk(&rows).await.expect("bulk insert");
         assert_eq!(ids.len(), 600);
         for (i, id) in ids.iter().enumerate().step_by(97) {
-            let row = s.certificate(*id).await.unwrap();
+            let row = s.certificate(CertificateId(*id)).await.unwrap();
             assert_eq!((row.serial.as_str(), row.status), (rows[i].0.serial.as_str(), CertificateStatus::Active));
             assert_eq!(row.certificate_der.as_deref(), Some(rows[i].1.as_slice()));
         }
         let found = search(s, by_name(NameMatch::Exact("bulk123.example.net".into()))).await;
-        assert_eq!(found, vec![ids[123]]);
+        assert_eq!(found, vec![CertificateId(ids[123])]);
         let shared = s
             .search_certificates(&CertificateQuery { limit: 1000, ..by_name(NameMatch::Suffix("example.net".into())) })
             .await
@@ -462,7 +462,7 @@ async fn bulk_insert_is_all_or_nothing_and_indexes_names() {
         // A reused serial anywhere in the batch refuses all of it.
         let mut again: Vec<_> = (0..10)
             .map(|_| {
-                let c = cert(&["DNS:x.example.net"], unix_now() + DAY);
+                let c = cert(&["DNS:x.example.net"], s.now() + DAY);
                 let (der, sha) = der_for(&c);
                 (c, der, sha)
             })
@@ -478,7 +478,7 @@ async fn bulk_insert_is_all_or_nothing_and_indexes_names() {
 async fn issuance_statuses_cannot_be_set_from_outside_and_failed_rows_stay_dead() {
     for t in testkit::all().await {
         let store = &t.store;
-        let now = unix_now();
+        let now = store.now();
         let live = issue(store, &cert(&["DNS:live.example"], now + 10 * DAY)).await;
         for status in [CertificateStatus::Pending, CertificateStatus::Failed] {
             let err = store.set_certificate_status(live, status).await.expect_err("issuance-only status");
@@ -497,11 +497,11 @@ async fn issuance_statuses_cannot_be_set_from_outside_and_failed_rows_stay_dead(
 async fn a_failed_one_step_insert_leaves_nothing_behind() {
     for t in testkit::all().await {
         let store = &t.store;
-        let first = cert(&["DNS:imported.example"], unix_now() + DAY);
+        let first = cert(&["DNS:imported.example"], store.now() + DAY);
         let (der, sha) = der_for(&first);
         store.insert_certificate(&first, &der, &sha).await.expect("first import");
         // Same DER again under a new serial: cert_sha256 is unique, so completion fails inside the transaction…
-        let mut second = cert(&["DNS:imported.example"], unix_now() + DAY);
+        let mut second = cert(&["DNS:imported.example"], store.now() + DAY);
         second.serial = random_serial();
         assert!(store.insert_certificate(&second, &der, &sha).await.is_err());
         // …and no pending row for the second serial is left to block a corrected import.

@@ -224,6 +224,8 @@ pub struct Acme {
     pub server: Server,
     pub ca: PathBuf,
     pub responder: Responder,
+    /// The file that shifts the server's clock, for servers started with one.
+    pub clock: Option<PathBuf>,
 }
 
 impl Acme {
@@ -231,8 +233,17 @@ impl Acme {
         Acme::start_with("", extra_config)
     }
 
+    /// A server whose clock the test moves with [`Acme::advance_clock`] instead of waiting.
+    pub fn start_with_fake_clock(extra_config: &str) -> Acme {
+        Acme::start_full("", extra_config, true)
+    }
+
     /// `top_level` goes before any section (e.g. database_url); `extra_config` into [acme].
     pub fn start_with(top_level: &str, extra_config: &str) -> Acme {
+        Acme::start_full(top_level, extra_config, false)
+    }
+
+    fn start_full(top_level: &str, extra_config: &str, fake_clock: bool) -> Acme {
         let dir = tempfile::tempdir().expect("tempdir");
         let responder = Responder::start();
         // Long enough that fast validations and signatures answer in one round trip, unless the test says.
@@ -249,9 +260,17 @@ impl Acme {
             ),
         );
         let data = dir.path().join("var");
-        let server = Server::start(&data, Some(&config));
+        let clock = fake_clock.then(|| write(dir.path(), "clock", "0"));
+        let server = Server::start_with(&data, Some(&config), clock.as_deref());
         let ca = data.join("ca/root.pem");
-        Acme { dir, server, ca, responder }
+        Acme { dir, server, ca, responder, clock }
+    }
+
+    /// Moves the server's clock forward (it reads the file on every look at the time).
+    pub fn advance_clock(&self, seconds: u64) {
+        let file = self.clock.as_deref().expect("the server was started with a fake clock");
+        let now: u64 = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        write(self.dir.path(), "clock", (now + seconds).to_string());
     }
 
     /// Another `castellan serve` on the same data directory and configuration: a replica.

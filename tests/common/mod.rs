@@ -44,8 +44,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, config: Option<&Path>) -> Server {
+        Server::start_with(data_dir, config, None)
+    }
+
+    /// Started with its clock shifted by the seconds written in `fake_clock` (`CASTELLAN_FAKE_CLOCK`), which the
+    /// test moves instead of waiting.
+    pub fn start_with(data_dir: &Path, config: Option<&Path>, fake_clock: Option<&Path>) -> Server {
         let mut cmd = castellan();
+        if let Some(file) = fake_clock {
+            cmd.env("CASTELLAN_FAKE_CLOCK", file);
+        }
         cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg("127.0.0.1:0");
+        // A free port for CRLs and OCSP too (the default, 8080, would be shared by tests running at once).
+        cmd.arg("--http-listen").arg("127.0.0.1:0");
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
         }
@@ -161,4 +172,9 @@ pub fn split_leaf(chain: &str) -> (&str, &str) {
     const END: &str = "-----END CERTIFICATE-----\n";
     let leaf_end = chain.find(END).map(|i| i + END.len()).unwrap_or(chain.len());
     chain.split_at(leaf_end)
+}
+
+/// Now, in Unix seconds, by this machine's clock (the server under test runs on it too).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -2,8 +2,10 @@
 
 use castellan_acme_proto::types::NewAccount;
 use castellan_acme_proto::{Jwk, VerifiedKeyChange};
+use castellan_authority::Actor;
+use castellan_store::AccountId;
 use castellan_store::StoreError;
-use castellan_store::acme::{AccountCreation, AccountRecord};
+use castellan_store::acme::{AccountCreation, AccountRecord, AccountStatus};
 
 use super::{Ra, account_actor};
 use crate::problem::{AcmeError, ProblemType};
@@ -28,7 +30,7 @@ impl Ra {
         client: Option<std::net::IpAddr>,
     ) -> Result<NewAccountOutcome, AcmeError> {
         let thumbprint = key.thumbprint();
-        if let Some(existing) = self.store.account_by_thumbprint(&thumbprint).await? {
+        if let Some(existing) = self.store().account_by_thumbprint(&thumbprint).await? {
             return Ok(NewAccountOutcome::Existing(existing));
         }
         if request.only_return_existing == Some(true) {
@@ -61,7 +63,7 @@ impl Ra {
             group_id: binding.as_ref().map(|b| b.group_id),
             eab_key_id: binding.map(|b| b.key_id),
         };
-        match self.store.create_account(&new, "acme:new-account").await {
+        match self.store().create_account(&new, Actor::acme("new-account").as_str()).await {
             Ok(AccountCreation::Created(account)) => Ok(NewAccountOutcome::Created(account)),
             Ok(AccountCreation::Existing(account)) => Ok(NewAccountOutcome::Existing(account)),
             // The credential was used (or deleted) by a concurrent newAccount since it was checked.
@@ -78,11 +80,26 @@ impl Ra {
         contacts: &[String],
     ) -> Result<AccountRecord, AcmeError> {
         let contacts = check_contacts(contacts)?;
-        Ok(self.store.update_account_contacts(account.id, &contacts, &account_actor(account.id)).await?)
+        Ok(self.store().update_account_contacts(account.id, &contacts, account_actor(account.id).as_str()).await?)
     }
 
     pub async fn deactivate_account(&self, account: &AccountRecord) -> Result<AccountRecord, AcmeError> {
-        Ok(self.store.deactivate_account(account.id, &account_actor(account.id)).await?)
+        Ok(self.store().deactivate_account(account.id, account_actor(account.id).as_str()).await?)
+    }
+
+    /// The account a request's "kid" names (`kid` is the URL, for messages); it must exist and be valid.
+    pub async fn valid_account(&self, id: AccountId, kid: &str) -> Result<AccountRecord, AcmeError> {
+        let account = match self.store().account(id).await {
+            Ok(account) => account,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account has URL {kid:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match account.status {
+            AccountStatus::Valid => Ok(account),
+            status => Err(AcmeError::unauthorized(format!("account {kid} is {}", status.as_str()))),
+        }
     }
 
     /// RFC 8555 §7.3.5, after acme-proto checked the inner JWS: the new key must not be any account's key.
@@ -92,19 +109,19 @@ impl Ra {
         change: &VerifiedKeyChange,
     ) -> Result<AccountRecord, AcmeError> {
         let new_thumbprint = change.new_key.thumbprint();
-        if let Some(other) = self.store.account_by_thumbprint(&new_thumbprint).await? {
+        if let Some(other) = self.store().account_by_thumbprint(&new_thumbprint).await? {
             return Err(AcmeError::new(ProblemType::Malformed, "the new key already belongs to an account".to_owned())
                 .with_status(axum::http::StatusCode::CONFLICT)
                 .with_location_hint(other.id));
         }
         let result = self
-            .store
+            .store()
             .change_account_key(
                 account.id,
                 &account.jwk_thumbprint,
                 &change.new_key.canonical_json(),
                 &new_thumbprint,
-                &account_actor(account.id),
+                account_actor(account.id).as_str(),
             )
             .await;
         match result {
@@ -121,7 +138,7 @@ impl Ra {
 
 impl AcmeError {
     /// RFC 8555 §7.3.5 asks for the URL of the account that holds the key in Location; the WFE adds it.
-    fn with_location_hint(mut self, account_id: i64) -> Self {
+    fn with_location_hint(mut self, account_id: AccountId) -> Self {
         self.conflicting_account = Some(account_id);
         self
     }

@@ -8,17 +8,19 @@ use castellan_store::acme::{
     AccountRecord, AuthorizationRecord, ChallengeOutcome, ChallengeRecord, ChallengeStatus, ChallengeType,
 };
 
-use super::{Ra, account_actor, not_found, now};
+use super::{Ra, account_actor, not_found};
 use crate::problem::AcmeError;
 use crate::validation::{ChallengeKind, ValidationRequest};
+use castellan_authority::Actor;
+use castellan_store::{AuthorizationId, ChallengeId};
 
 impl Ra {
     pub async fn authorization(
         &self,
         account: &AccountRecord,
-        authorization_id: i64,
+        authorization_id: AuthorizationId,
     ) -> Result<AuthorizationRecord, AcmeError> {
-        let authz = match self.store.authorization(authorization_id).await {
+        let authz = match self.store().authorization(authorization_id).await {
             Ok(authz) => authz,
             Err(StoreError::NotFound { .. }) => return Err(not_found("the authorization")),
             Err(e) => return Err(e.into()),
@@ -32,10 +34,10 @@ impl Ra {
     pub async fn deactivate_authorization(
         &self,
         account: &AccountRecord,
-        authorization_id: i64,
+        authorization_id: AuthorizationId,
     ) -> Result<AuthorizationRecord, AcmeError> {
         self.authorization(account, authorization_id).await?;
-        match self.store.deactivate_authorization(authorization_id, &account_actor(account.id)).await {
+        match self.store().deactivate_authorization(authorization_id, account_actor(account.id).as_str()).await {
             Ok(authz) => Ok(authz),
             Err(StoreError::Invalid { why, .. }) => {
                 Err(AcmeError::malformed(format!("the authorization cannot be deactivated: {why}")))
@@ -48,9 +50,9 @@ impl Ra {
     pub async fn challenge(
         &self,
         account: &AccountRecord,
-        challenge_id: i64,
+        challenge_id: ChallengeId,
     ) -> Result<(ChallengeRecord, AuthorizationRecord), AcmeError> {
-        let challenge = match self.store.challenge(challenge_id).await {
+        let challenge = match self.store().challenge(challenge_id).await {
             Ok(challenge) => challenge,
             Err(StoreError::NotFound { .. }) => return Err(not_found("the challenge")),
             Err(e) => return Err(e.into()),
@@ -65,14 +67,14 @@ impl Ra {
     pub async fn respond_to_challenge(
         &self,
         account: &AccountRecord,
-        challenge_id: i64,
+        challenge_id: ChallengeId,
     ) -> Result<(ChallengeRecord, AuthorizationRecord), AcmeError> {
         let (challenge, authz) = self.challenge(account, challenge_id).await?;
         if challenge.status != ChallengeStatus::Pending {
             return Ok((challenge, authz));
         }
         let actor = account_actor(account.id);
-        if !self.store.start_challenge(challenge_id, now(), &actor).await? {
+        if !self.store().start_challenge(challenge_id, self.now(), actor.as_str()).await? {
             // Another challenge of this authorization is in flight, the authorization is no longer pending or
             // has expired, or a concurrent POST won: show the state as it is.
             return self.challenge(account, challenge_id).await;
@@ -103,16 +105,17 @@ impl Ra {
         Ok((ChallengeRecord { status: ChallengeStatus::Processing, ..challenge }, authz))
     }
 
-    async fn validate_and_record(&self, challenge_id: i64, request: ValidationRequest, actor: String) {
+    async fn validate_and_record(&self, challenge_id: ChallengeId, request: ValidationRequest, actor: Actor) {
         let outcome = match self.validator.validate(&request).await {
             Ok(record) => ChallengeOutcome::Valid {
-                validated_at: now(),
-                authorization_expires_at: now()
+                validated_at: self.now(),
+                authorization_expires_at: self
+                    .now()
                     .saturating_add(i64::try_from(self.config.valid_authorization_lifetime_secs).unwrap_or(i64::MAX)),
                 record: serde_json::to_value(&record).unwrap_or_default(),
             },
             Err(e) => {
-                tracing::info!(challenge_id, identifier = %request.identifier.value, error = %e, "validation failed");
+                tracing::info!(%challenge_id, identifier = %request.identifier.value, error = %e, "validation failed");
                 let identifier = match request.identifier.kind {
                     castellan_acme_proto::types::IdentifierType::Ip => {
                         request.identifier.value.parse().ok().map(super::identifiers::OrderIdentifier::Ip)
@@ -135,8 +138,8 @@ impl Ra {
                 }
             }
         };
-        if let Err(e) = self.store.finish_challenge(challenge_id, &outcome, &actor).await {
-            tracing::error!(challenge_id, error = %e, "recording a validation outcome failed");
+        if let Err(e) = self.store().finish_challenge(challenge_id, &outcome, actor.as_str()).await {
+            tracing::error!(%challenge_id, error = %e, "recording a validation outcome failed");
         }
     }
 }

@@ -2,19 +2,17 @@
 //! on a task of its own — the HTTP request waits only a bounded moment for it, then answers "processing".
 
 use castellan_acme_proto::Jwk;
+use castellan_authority::{Actor, Binding, Prepared, Requester, Reservation};
 use castellan_ca::{CaError, PreparedCertificate};
-use castellan_hsm::HsmSignature;
 use castellan_store::acme::{AccountRecord, OrderRecord, OrderStatus};
 use castellan_store::inventory::CertificateSource;
-
-use super::issuing::Requester;
+use castellan_store::{CertificateId, OrderId};
 use der::Encode;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::identifiers::{OrderIdentifier, check_csr_names};
-use super::{Ra, account_actor, now};
+use super::{Ra, account_actor};
 use crate::problem::{AcmeError, ProblemType};
 
 /// A CSR refused by the CA, as the client should hear it.
@@ -34,7 +32,7 @@ impl Ra {
     pub async fn finalize(
         &self,
         account: &AccountRecord,
-        order_id: i64,
+        order_id: OrderId,
         csr_b64: &str,
     ) -> Result<OrderRecord, AcmeError> {
         let order = self.order(account, order_id).await?;
@@ -47,20 +45,17 @@ impl Ra {
         let csr_der = castellan_acme_proto::b64::decode(csr_b64)
             .map_err(|e| AcmeError::new(ProblemType::BadCsr, format!("csr is not base64url: {e}")))?;
         let prepared = self.prepare(account, &order, csr_der.clone()).await?;
-        let pending = self.ca.pending_row(
-            &prepared,
-            Requester {
-                source: CertificateSource::InternalAcme,
-                profile: order.profile.clone(),
-                account_id: Some(account.id),
-                owner: None,
-            },
-        );
-        let certificate_id = self.store.reserve_certificate(&pending).await?;
+        let requester = Requester {
+            source: CertificateSource::InternalAcme,
+            profile: order.profile.clone(),
+            account_id: Some(account.id),
+            owner: None,
+        };
+        let reservation = self.authority.reserve(Prepared::Leaf(prepared), requester).await?;
         let actor = account_actor(account.id);
-        if !self.store.begin_finalize(order.id, &csr_der, certificate_id, &actor).await? {
+        if !self.store().begin_finalize(order.id, &csr_der, reservation.certificate_id, actor.as_str()).await? {
             // A concurrent finalize won; this reservation is never signed.
-            self.store.fail_certificate(certificate_id).await?;
+            self.authority.abandon(reservation).await?;
             return Err(AcmeError::new(ProblemType::OrderNotReady, "the order is already being finalized"));
         }
         let replaces = match &order.replaces {
@@ -72,10 +67,10 @@ impl Ra {
         };
         let ra = self.clone();
         let order_id = order.id;
-        let task = tokio::spawn(async move { ra.sign_and_record(order_id, prepared, replaces, actor).await });
+        let task = tokio::spawn(async move { ra.sign_and_record(order_id, reservation, replaces, actor).await });
         let wait = self.config.wait_for_outcome();
         if !wait.is_zero() && tokio::time::timeout(wait, task).await.is_ok() {
-            return Ok(self.store.order(order_id).await?);
+            return Ok(self.store().order(order_id).await?);
         }
         // Still signing when the wait ran out: answer with the state we put it in; the client polls.
         Ok(OrderRecord { status: OrderStatus::Processing, ..order })
@@ -95,7 +90,8 @@ impl Ra {
             .get(&profile)
             .map(|p| p.ca_profile.clone())
             .ok_or_else(|| AcmeError::new(ProblemType::InvalidProfile, format!("profile {profile:?} is gone")))?;
-        let now_unix = now();
+        let now = self.authority.clock().now();
+        let now_unix = castellan_authority::clock::unix_seconds(now);
         let lifetime = match order.not_after {
             Some(not_after) => Some(Duration::from_secs(u64::try_from(not_after - now_unix).unwrap_or(1).max(1))),
             None => self.profile_lifetime_secs(&profile).and_then(|s| u64::try_from(s).ok()).map(Duration::from_secs),
@@ -114,7 +110,7 @@ impl Ra {
         };
         let key_policy = policy;
         let account_thumbprint = account.jwk_thumbprint.clone();
-        let issuer = Arc::clone(&self.ca.issuer);
+        let issuer = Arc::clone(&self.authority.ca().issuer);
         // CSR signature checks are CPU work: off the async threads.
         tokio::task::spawn_blocking(move || {
             let csr = castellan_ca::verify_csr(&csr_der).map_err(|e| csr_problem(&e))?;
@@ -129,49 +125,38 @@ impl Ra {
             check_csr_names(&identifiers, &csr.names)?;
             // Capped by the profile's maximum in `prepare`; a client asking for less gets less.
             let lifetime = lifetime.map(|l| issuer.profiles().get(&ca_profile).map_or(l, |p| l.min(p.max_lifetime)));
-            issuer.prepare(&csr, &ca_profile, lifetime, SystemTime::now()).map_err(|e| csr_problem(&e))
+            issuer.prepare(&csr, &ca_profile, lifetime, now).map_err(|e| csr_problem(&e))
         })
         .await
         .map_err(|e| AcmeError::internal("the CSR check failed", &e))?
     }
 
+    /// Signs and records on a task of its own; the authority applies the rules (the order goes valid with the
+    /// certificate, or invalid; the row is failed only when the token refused to sign).
     async fn sign_and_record(
         &self,
-        order_id: i64,
-        prepared: PreparedCertificate,
-        replaces: Option<i64>,
-        actor: String,
+        order_id: OrderId,
+        reservation: Reservation,
+        replaces: Option<CertificateId>,
+        actor: Actor,
     ) {
-        let issuer = Arc::clone(&self.ca.issuer);
-        let signed = tokio::task::spawn_blocking(move || issuer.sign_prepared::<HsmSignature>(prepared)).await;
-        let result = match signed {
-            Ok(Ok(issued)) => {
-                let sha = Sha256::digest(&issued.der).to_vec();
-                self.store.complete_order(order_id, &issued.der, &sha, replaces, &actor).await.map(|_| ())
-            }
-            Ok(Err(e)) => {
-                // Only a refusal by the token means nothing was signed under this serial.
-                let signing_refused = matches!(e, CaError::Signing(_));
-                tracing::error!(order_id, error = %e, "signing failed");
-                let error = serde_json::json!({
-                    "type": "urn:ietf:params:acme:error:serverInternal",
-                    "detail": "the CA could not sign the certificate; the server logged the details",
-                });
-                self.store.fail_order(order_id, &error, signing_refused, &actor).await.map(|_| ())
-            }
-            Err(e) => {
-                tracing::error!(order_id, error = %e, "the signing worker failed; the order stays processing");
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(order_id, error = %e, "recording the finalization failed; the order stays processing");
+        let failure = serde_json::json!({
+            "type": "urn:ietf:params:acme:error:serverInternal",
+            "detail": "the CA could not sign the certificate; the server logged the details",
+        });
+        let binding = Binding::Order { order_id, replaces, failure };
+        if let Err(e) = self.authority.sign_and_record(reservation, binding, &actor).await {
+            tracing::error!(%order_id, error = %e, "finalization failed");
         }
     }
 
     /// The chain to download for a valid order's certificate: leaf then issuing chain, PEM.
-    pub async fn certificate_chain(&self, account: &AccountRecord, certificate_id: i64) -> Result<String, AcmeError> {
-        let certificate = match self.store.certificate(certificate_id).await {
+    pub async fn certificate_chain(
+        &self,
+        account: &AccountRecord,
+        certificate_id: CertificateId,
+    ) -> Result<String, AcmeError> {
+        let certificate = match self.store().certificate(certificate_id).await {
             Ok(c) => c,
             Err(castellan_store::StoreError::NotFound { .. }) => return Err(super::not_found("the certificate")),
             Err(e) => return Err(e.into()),
@@ -181,7 +166,7 @@ impl Ra {
         }
         let der = certificate.certificate_der.ok_or_else(|| super::not_found("the certificate (not issued yet)"))?;
         let mut pem = castellan_ca::certificate_pem(&der).map_err(|e| AcmeError::internal("encoding PEM", &e))?;
-        pem.push_str(self.ca.issuer.chain_pem());
+        pem.push_str(self.authority.ca().issuer.chain_pem());
         Ok(pem)
     }
 }

@@ -9,13 +9,6 @@ use super::identifiers::OrderIdentifier;
 use crate::config::LimitSetting;
 use crate::problem::{AcmeError, ProblemType};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn limited(what: &str, setting: LimitSetting, retry_after: std::time::Duration) -> AcmeError {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     AcmeError::new(
@@ -43,14 +36,14 @@ pub fn registered_domain(identifier: &OrderIdentifier) -> String {
 impl Ra {
     async fn take(&self, bucket: String, setting: Option<LimitSetting>, what: &str) -> Result<(), AcmeError> {
         let Some(setting) = setting else { return Ok(()) };
-        match self.store.rate_limit(&bucket, &setting.limit(), now_ms()).await? {
+        match self.store().rate_limit(&bucket, &setting.limit(), self.authority.clock().unix_millis()).await? {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after } => Err(limited(what, setting, retry_after)),
         }
     }
 
     /// Charged before an order is created.
-    pub async fn limit_new_order(&self, account_id: i64, group: &str) -> Result<(), AcmeError> {
+    pub async fn limit_new_order(&self, account_id: castellan_store::AccountId, group: &str) -> Result<(), AcmeError> {
         let limits = &self.config.rate_limits;
         self.take(format!("orders:account:{account_id}"), limits.new_orders_per_account, "new orders for this account")
             .await?;
@@ -79,7 +72,7 @@ impl Ra {
             let domain = registered_domain(identifier);
             let bucket = format!("failed:domain:{domain}");
             if let Decision::Limited { retry_after } =
-                self.store.rate_limit_peek(&bucket, &setting.limit(), now_ms()).await?
+                self.store().rate_limit_peek(&bucket, &setting.limit(), self.authority.clock().unix_millis()).await?
             {
                 return Err(limited(&format!("failed validations for {domain}"), setting, retry_after)
                     .with_identifier(identifier.to_wire()));
@@ -92,7 +85,9 @@ impl Ra {
     pub async fn charge_failed_validation(&self, identifier: &OrderIdentifier) {
         let Some(setting) = self.config.rate_limits.failed_validations_per_domain else { return };
         let bucket = format!("failed:domain:{}", registered_domain(identifier));
-        if let Err(e) = self.store.rate_limit_charge(&bucket, &setting.limit(), now_ms()).await {
+        if let Err(e) =
+            self.store().rate_limit_charge(&bucket, &setting.limit(), self.authority.clock().unix_millis()).await
+        {
             tracing::warn!(error = %e, "charging a failed validation failed");
         }
     }

@@ -10,8 +10,10 @@ use castellan_store::inventory::CertificateRecord;
 
 use super::identifiers::{OrderIdentifier, parse_order_identifiers};
 use super::renewal_info::CertId;
-use super::{Ra, account_actor, not_found, now, random_token};
+use super::{Ra, account_actor, not_found, random_token};
 use crate::problem::{AcmeError, ProblemType};
+use castellan_authority::Actor;
+use castellan_store::OrderId;
 
 /// A reused authorization must stay valid at least this long, so the order can still be finalized with it.
 const REUSE_MARGIN_SECS: i64 = 24 * 3600;
@@ -53,7 +55,7 @@ impl Ra {
     pub async fn new_order(&self, account: &AccountRecord, request: &NewOrder) -> Result<OrderRecord, AcmeError> {
         let identifiers = parse_order_identifiers(&request.identifiers)?;
         let profile = self.resolve_profile(request.profile.as_deref())?;
-        let now = now();
+        let now = self.now();
         let not_before = request.not_before.as_deref().map(|v| parse_time("notBefore", v)).transpose()?;
         let not_after = request.not_after.as_deref().map(|v| parse_time("notAfter", v)).transpose()?;
         self.check_validity_request(&profile, now, not_before, not_after)?;
@@ -75,8 +77,10 @@ impl Ra {
         let mut plans = Vec::with_capacity(identifiers.len());
         for identifier in &identifiers {
             let (target, wildcard) = identifier.authorization_target();
-            let reusable =
-                self.store.find_reusable_authorization(account.id, &target, wildcard, now + REUSE_MARGIN_SECS).await?;
+            let reusable = self
+                .store()
+                .find_reusable_authorization(account.id, &target, wildcard, now + REUSE_MARGIN_SECS)
+                .await?;
             plans.push(match reusable {
                 Some(authz) => AuthorizationPlan::Reuse(authz.id),
                 None => AuthorizationPlan::Create(NewAuthorization {
@@ -100,7 +104,7 @@ impl Ra {
             expires_at,
             authorizations: plans,
         };
-        match self.store.create_order(&new, &account_actor(account.id)).await {
+        match self.store().create_order(&new, account_actor(account.id).as_str()).await {
             Ok(order) => Ok(order),
             Err(StoreError::Conflict { .. }) => Err(AcmeError::new(
                 ProblemType::AlreadyReplaced,
@@ -152,7 +156,7 @@ impl Ra {
         if let Some(secs) = config.lifetime_secs {
             return i64::try_from(secs).ok();
         }
-        let ca_profile = self.ca.issuer.profiles().get(&config.ca_profile)?;
+        let ca_profile = self.authority.ca().issuer.profiles().get(&config.ca_profile)?;
         i64::try_from(ca_profile.max_lifetime.as_secs()).ok()
     }
 
@@ -187,8 +191,8 @@ impl Ra {
     }
 
     /// An order of this account, brought up to date: expired orders become invalid.
-    pub async fn order(&self, account: &AccountRecord, order_id: i64) -> Result<OrderRecord, AcmeError> {
-        let order = match self.store.order(order_id).await {
+    pub async fn order(&self, account: &AccountRecord, order_id: OrderId) -> Result<OrderRecord, AcmeError> {
+        let order = match self.store().order(order_id).await {
             Ok(order) => order,
             Err(StoreError::NotFound { .. }) => return Err(not_found("the order")),
             Err(e) => return Err(e.into()),
@@ -202,15 +206,15 @@ impl Ra {
     /// An order that may have expired while nobody looked is marked so (RFC 8555 §7.1.6).
     pub async fn refresh_order(&self, order: OrderRecord) -> Result<OrderRecord, AcmeError> {
         let expirable = matches!(order.status, OrderStatus::Pending | OrderStatus::Ready);
-        if expirable && order.expires_at < now() {
+        if expirable && order.expires_at < self.now() {
             let error = serde_json::json!({
                 "type": "urn:ietf:params:acme:error:malformed",
                 "detail": "the order expired before it was finalized",
             });
-            return match self.store.invalidate_order(order.id, &error, "acme:expiry").await {
+            return match self.store().invalidate_order(order.id, &error, Actor::acme("expiry").as_str()).await {
                 Ok(order) => Ok(order),
                 // Someone else moved it on meanwhile (finalized, or invalidated it first): show that.
-                Err(StoreError::Invalid { .. }) => Ok(self.store.order(order.id).await?),
+                Err(StoreError::Invalid { .. }) => Ok(self.store().order(order.id).await?),
                 Err(e) => Err(e.into()),
             };
         }
@@ -221,10 +225,10 @@ impl Ra {
     pub async fn account_orders(
         &self,
         account: &AccountRecord,
-        after: Option<i64>,
-    ) -> Result<(Vec<i64>, Option<i64>), AcmeError> {
+        after: Option<OrderId>,
+    ) -> Result<(Vec<OrderId>, Option<OrderId>), AcmeError> {
         let page = self.config.orders_page_size.max(1);
-        let mut ids = self.store.account_orders(account.id, after, page + 1).await?;
+        let mut ids = self.store().account_orders(account.id, after, page + 1).await?;
         let next = if ids.len() as i64 > page {
             ids.truncate(usize::try_from(page).unwrap_or(usize::MAX));
             ids.last().copied()

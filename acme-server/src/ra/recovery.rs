@@ -3,7 +3,8 @@
 
 use castellan_store::acme::ChallengeOutcome;
 
-use super::{Ra, now};
+use super::Ra;
+use castellan_authority::Actor;
 
 /// How long a validation or finalization may be in flight before it counts as abandoned: far beyond the VA's
 /// timeout and an HSM signature, so a slow one still running elsewhere is never cut short.
@@ -12,13 +13,11 @@ pub const ABANDONED_AFTER_SECS: i64 = 10 * 60;
 /// How many of each are closed per sweep.
 const BATCH: i64 = 100;
 
-const ACTOR: &str = "acme:recovery";
-
 impl Ra {
     /// One sweep; returns how many validations and finalizations it closed.
     pub async fn close_abandoned(&self) -> Result<(usize, usize), castellan_store::StoreError> {
-        let cutoff = now() - ABANDONED_AFTER_SECS;
-        let challenges = self.store.stale_challenges(cutoff, BATCH).await?;
+        let cutoff = self.now() - ABANDONED_AFTER_SECS;
+        let challenges = self.store().stale_challenges(cutoff, BATCH).await?;
         for id in &challenges {
             let outcome = ChallengeOutcome::Invalid {
                 error: serde_json::json!({
@@ -27,11 +26,11 @@ impl Ra {
                     "status": 500,
                 }),
             };
-            if let Err(e) = self.store.finish_challenge(*id, &outcome, ACTOR).await {
-                tracing::warn!(challenge_id = id, error = %e, "closing an abandoned validation failed");
+            if let Err(e) = self.store().finish_challenge(*id, &outcome, Actor::acme("recovery").as_str()).await {
+                tracing::warn!(challenge_id = %id, error = %e, "closing an abandoned validation failed");
             }
         }
-        let orders = self.store.processing_orders(cutoff, BATCH).await?;
+        let orders = self.store().processing_orders(cutoff, BATCH).await?;
         for id in &orders {
             let error = serde_json::json!({
                 "type": "urn:ietf:params:acme:error:serverInternal",
@@ -39,8 +38,8 @@ impl Ra {
                 "status": 500,
             });
             // The reserved certificate row stays pending: a signature may exist, and an operator should look.
-            if let Err(e) = self.store.fail_order(*id, &error, false, ACTOR).await {
-                tracing::warn!(order_id = id, error = %e, "closing an abandoned finalization failed");
+            if let Err(e) = self.store().fail_order(*id, &error, false, Actor::acme("recovery").as_str()).await {
+                tracing::warn!(order_id = %id, error = %e, "closing an abandoned finalization failed");
             }
         }
         if !challenges.is_empty() || !orders.is_empty() {

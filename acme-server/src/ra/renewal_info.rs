@@ -74,17 +74,12 @@ pub fn renewal_window(certificate: &CertificateRecord, now: i64) -> (i64, i64) {
     (centre - half_width, centre + half_width)
 }
 
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use castellan_authority::clock::rfc3339;
 
 impl Ra {
     /// The certificate a certID names, if we issued it.
     pub async fn certificate_by_cert_id(&self, cert_id: &CertId) -> Result<Option<CertificateRecord>, AcmeError> {
-        let found = self.store.certificate_by_serial(&cert_id.authority_key_id, &cert_id.serial_hex()).await?;
+        let found = self.store().certificate_by_serial(&cert_id.authority_key_id, &cert_id.serial_hex()).await?;
         Ok(found.filter(|c| !matches!(c.status, CertificateStatus::Pending | CertificateStatus::Failed)))
     }
 
@@ -94,7 +89,7 @@ impl Ra {
             .certificate_by_cert_id(&cert_id)
             .await?
             .ok_or_else(|| not_found("the certificate this certID names"))?;
-        let (start, end) = renewal_window(&certificate, super::now());
+        let (start, end) = renewal_window(&certificate, self.now());
         Ok(RenewalInfo {
             suggested_window: SuggestedWindow { start: rfc3339(start), end: rfc3339(end) },
             explanation_url: None,
@@ -109,7 +104,7 @@ mod tests {
 
     fn record(not_before: i64, not_after: i64) -> CertificateRecord {
         CertificateRecord {
-            id: 1,
+            id: castellan_store::CertificateId(1),
             issuer_id: None,
             issuer_key_id: vec![0x69, 0x88, 0x5b],
             issuer_dn: String::new(),

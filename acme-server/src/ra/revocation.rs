@@ -2,7 +2,8 @@
 
 use castellan_acme_proto::Jwk;
 use castellan_acme_proto::types::Revocation;
-use castellan_store::StoreError;
+use castellan_authority::AuthorityError;
+use castellan_authority::revocation::{self as authority_revocation, Revoker as Subscriber};
 use castellan_store::acme::AccountRecord;
 use castellan_store::inventory::CertificateStatus;
 use der::{Decode, Encode};
@@ -10,11 +11,6 @@ use x509_cert::Certificate;
 
 use super::Ra;
 use crate::problem::{AcmeError, ProblemType};
-
-/// Reasons a subscriber may give (RFC 5280 §5.3.1): unspecified, keyCompromise, affiliationChanged, superseded,
-/// cessationOfOperation, privilegeWithdrawn. caCompromise, certificateHold, removeFromCRL and aACompromise are not
-/// for subscribers; 7 is unassigned.
-const SUBSCRIBER_REASONS: [u8; 6] = [0, 1, 3, 4, 5, 9];
 
 /// Who is asking.
 pub enum Revoker<'a> {
@@ -25,13 +21,9 @@ pub enum Revoker<'a> {
 
 impl Ra {
     pub async fn revoke(&self, revoker: Revoker<'_>, request: &Revocation) -> Result<(), AcmeError> {
-        let reason = request.reason.unwrap_or(0);
-        if !SUBSCRIBER_REASONS.contains(&reason) {
-            return Err(AcmeError::new(
-                ProblemType::BadRevocationReason,
-                format!("reason {reason} is not allowed; use one of {SUBSCRIBER_REASONS:?} (RFC 5280 §5.3.1)"),
-            ));
-        }
+        let reason = authority_revocation::reason_code(request.reason.unwrap_or(0), Subscriber::Subscriber).map_err(
+            |refused| AcmeError::new(ProblemType::BadRevocationReason, format!("{refused} (RFC 5280 §5.3.1)")),
+        )?;
         let der = castellan_acme_proto::b64::decode(&request.certificate)
             .map_err(|e| AcmeError::malformed(format!("certificate is not base64url: {e}")))?;
         let certificate = Certificate::from_der(&der)
@@ -42,8 +34,8 @@ impl Ra {
                 .with_status(axum::http::StatusCode::NOT_FOUND)
         };
         let record = self
-            .store
-            .certificate_by_serial(&self.ca.issuer_key_id, &serial)
+            .store()
+            .certificate_by_serial(&self.authority.ca().issuer_key_id, &serial)
             .await?
             // The whole certificate must be the one we issued: a look-alike with our serial proves nothing.
             .filter(|r| r.certificate_der.as_deref() == Some(der.as_slice()))
@@ -67,15 +59,15 @@ impl Ra {
                 if !matches {
                     return Err(AcmeError::unauthorized("the request is not signed with the certificate's key"));
                 }
-                ("certificate-key".to_owned(), "acme:certificate-key".to_owned())
+                ("certificate-key".to_owned(), castellan_authority::Actor::acme("certificate-key"))
             }
         };
         if record.status == CertificateStatus::Revoked {
             return Err(AcmeError::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"));
         }
-        match self.store.revoke_certificate(record.id, i64::from(reason), &revoked_by, &actor).await {
+        match authority_revocation::revoke_one(self.store(), record.id, reason, &revoked_by, &actor).await {
             Ok(()) => Ok(()),
-            Err(StoreError::Conflict { .. }) => {
+            Err(AuthorityError::Conflict(_)) => {
                 Err(AcmeError::new(ProblemType::AlreadyRevoked, "the certificate is already revoked"))
             }
             Err(e) => Err(e.into()),

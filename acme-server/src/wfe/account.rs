@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use castellan_acme_proto::types::{NewAccount, OrdersList};
 use castellan_acme_proto::verify_key_change;
+use castellan_store::{AccountId, OrderId};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ pub async fn account(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = AccountId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     let account = signed.account()?;
     if account.id != id {
@@ -72,7 +73,7 @@ pub async fn account(
 
 #[derive(Deserialize)]
 pub struct OrdersCursor {
-    cursor: Option<i64>,
+    cursor: Option<OrderId>,
 }
 
 /// The account's orders (RFC 8555 §7.1.2.1), paginated with Link rel="next".
@@ -83,7 +84,7 @@ pub async fn orders(
     Query(cursor): Query<OrdersCursor>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = AccountId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     signed.require_post_as_get()?;
     let account = signed.account()?;

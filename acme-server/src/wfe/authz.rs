@@ -4,6 +4,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use castellan_store::acme::{AuthorizationRecord, AuthorizationStatus, ChallengeStatus};
+use castellan_store::{AuthorizationId, ChallengeId};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ struct AuthorizationUpdate {
 }
 
 fn authorization_response(wfe: &Wfe, base: &BaseUrl, authz: &AuthorizationRecord) -> Response {
-    let now = castellan_store::unix_now();
+    let now = wfe.ra.now();
     let response = json_resource(StatusCode::OK, None, &views::authorization(base, authz, now));
     let in_flight = authz.challenges.iter().any(|c| c.status == ChallengeStatus::Processing);
     if authz.status == AuthorizationStatus::Pending && in_flight {
@@ -34,7 +35,7 @@ pub async fn authorization(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = AuthorizationId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     let account = signed.account()?;
     let authz = if signed.jws.is_post_as_get() {
@@ -60,7 +61,7 @@ pub async fn challenge(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = ChallengeId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     let account = signed.account()?;
     let (challenge, authz) = if signed.jws.is_post_as_get() {

@@ -12,6 +12,7 @@ use super::{Wfe, json_resource, resource_id, with_retry_after};
 use crate::problem::AcmeError;
 use crate::ra::renewal_info::RETRY_AFTER_SECS;
 use crate::ra::revocation::Revoker;
+use castellan_store::CertificateId;
 
 pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -21,7 +22,7 @@ pub async fn download(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = CertificateId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     signed.require_post_as_get()?;
     let chain = wfe.ra.certificate_chain(signed.account()?, id).await?;

@@ -5,7 +5,6 @@ mod account;
 mod authz;
 mod certificate;
 mod directory;
-pub mod nonces;
 mod order;
 mod request;
 pub mod urls;
@@ -17,7 +16,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use castellan_store::Store;
 use std::sync::Arc;
 
 use crate::config::AcmeConfig;
@@ -28,13 +26,12 @@ use urls::BaseUrl;
 
 pub struct Wfe {
     pub(crate) ra: Ra,
-    pub(crate) nonces: nonces::Nonces,
     pub(crate) config: Arc<AcmeConfig>,
 }
 
 impl Wfe {
-    pub fn new(ra: Ra, store: &Store, config: Arc<AcmeConfig>) -> Wfe {
-        Wfe { ra, nonces: nonces::Nonces::for_store(store), config }
+    pub fn new(ra: Ra, config: Arc<AcmeConfig>) -> Wfe {
+        Wfe { ra, config }
     }
 }
 
@@ -96,7 +93,7 @@ async fn acme_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next)
     {
         headers.append(header::LINK, link);
     }
-    match wfe.nonces.issue(wfe.config.nonce_lifetime()).await {
+    match wfe.ra.issue_nonce().await {
         Ok(nonce) => {
             if let Ok(value) = HeaderValue::from_str(&nonce) {
                 headers.insert(REPLAY_NONCE, value);

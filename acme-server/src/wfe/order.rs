@@ -4,6 +4,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use castellan_acme_proto::types::{Finalize, NewOrder};
+use castellan_store::OrderId;
 use castellan_store::acme::{OrderRecord, OrderStatus};
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub async fn order(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = OrderId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     signed.require_post_as_get()?;
     let order = wfe.ra.order(signed.account()?, id).await?;
@@ -46,7 +47,7 @@ pub async fn finalize(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, AcmeError> {
-    let id = resource_id(&id)?;
+    let id = OrderId(resource_id(&id)?);
     let signed = wfe.verify(&base, request, KeyRule::Kid).await?;
     let payload: Finalize = signed.payload()?;
     let order = wfe.ra.finalize(signed.account()?, id, &payload.csr).await?;

@@ -7,7 +7,7 @@ use axum::extract::{OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use castellan_acme_proto::{Jws, JwsError, VerifiedJws};
-use castellan_store::acme::{AccountRecord, AccountStatus};
+use castellan_store::acme::AccountRecord;
 use serde::de::DeserializeOwned;
 
 use super::Wfe;
@@ -100,24 +100,17 @@ impl Wfe {
             (_, None) => (jws.verify_embedded()?, None),
         };
         // After the signature: a forged request must not be able to burn a client's nonces.
-        if !self.nonces.consume(&nonce).await? {
+        if !self.ra.consume_nonce(&nonce).await? {
             return Err(AcmeError::new(ProblemType::BadNonce, "the nonce is unknown, expired or already used"));
         }
         Ok(SignedRequest { jws, account })
     }
 
     async fn account_for_kid(&self, base: &BaseUrl, kid: &str) -> Result<AccountRecord, AcmeError> {
-        let not_found = || AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account has URL {kid:?}"));
-        let id = base.account_id(kid).ok_or_else(not_found)?;
-        let account = match self.ra.store().account(id).await {
-            Ok(account) => account,
-            Err(castellan_store::StoreError::NotFound { .. }) => return Err(not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        match account.status {
-            AccountStatus::Valid => Ok(account),
-            status => Err(AcmeError::unauthorized(format!("account {kid} is {}", status.as_str()))),
-        }
+        let id = base
+            .account_id(kid)
+            .ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, format!("no account has URL {kid:?}")))?;
+        self.ra.valid_account(id, kid).await
     }
 }
 

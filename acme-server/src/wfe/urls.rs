@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::Wfe;
 use crate::problem::AcmeError;
+use castellan_store::{AccountId, AuthorizationId, CertificateId, ChallengeId, OrderId};
 
 /// Where ACME lives under the server's origin.
 pub const PREFIX: &str = "/acme";
@@ -39,30 +40,30 @@ impl BaseUrl {
     pub fn renewal_info(&self) -> String {
         self.at("/renewal-info")
     }
-    pub fn account(&self, id: i64) -> String {
+    pub fn account(&self, id: AccountId) -> String {
         self.at(&format!("/acct/{id}"))
     }
-    pub fn account_orders(&self, id: i64) -> String {
+    pub fn account_orders(&self, id: AccountId) -> String {
         self.at(&format!("/acct/{id}/orders"))
     }
-    pub fn order(&self, id: i64) -> String {
+    pub fn order(&self, id: OrderId) -> String {
         self.at(&format!("/order/{id}"))
     }
-    pub fn finalize(&self, id: i64) -> String {
+    pub fn finalize(&self, id: OrderId) -> String {
         self.at(&format!("/order/{id}/finalize"))
     }
-    pub fn authorization(&self, id: i64) -> String {
+    pub fn authorization(&self, id: AuthorizationId) -> String {
         self.at(&format!("/authz/{id}"))
     }
-    pub fn challenge(&self, id: i64) -> String {
+    pub fn challenge(&self, id: ChallengeId) -> String {
         self.at(&format!("/chall/{id}"))
     }
-    pub fn certificate(&self, id: i64) -> String {
+    pub fn certificate(&self, id: CertificateId) -> String {
         self.at(&format!("/cert/{id}"))
     }
 
     /// The account id a "kid" names, if it is one of our account URLs.
-    pub fn account_id(&self, kid: &str) -> Option<i64> {
+    pub fn account_id(&self, kid: &str) -> Option<AccountId> {
         let id = kid.strip_prefix(&self.at("/acct/"))?;
         // Only canonical decimal: "+1", "01" and " 1" are other strings than the URL we handed out.
         if id.is_empty() || id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
@@ -108,7 +109,7 @@ mod tests {
     #[test]
     fn account_ids_parse_only_from_our_canonical_urls() {
         let base = BaseUrl("https://ca.test:8443".into());
-        assert_eq!(base.account_id(&base.account(42)), Some(42));
+        assert_eq!(base.account_id(&base.account(AccountId(42))), Some(AccountId(42)));
         for kid in [
             "https://ca.test:8443/acme/acct/",
             "https://ca.test:8443/acme/acct/042",

@@ -43,6 +43,7 @@ pub async fn start(http01_port: u16) -> Result<Server> {
         .arg("--config")
         .arg(&config_path)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--http-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn");
     let pid = guard.spawn("castellan", serve)?;
 

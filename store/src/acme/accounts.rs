@@ -2,9 +2,10 @@
 
 use super::model::{ACCOUNT_COLUMNS, AccountCreation, AccountRecord, NewAccount, account_from_row};
 use super::{Kind, audit, check_text, json_text, unauthorized, why_not};
+use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, AuthorizationId, OrderId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -19,7 +20,7 @@ impl Store {
         if let Some(existing) = self.account_by_thumbprint(&new.jwk_thumbprint).await? {
             return Ok(AccountCreation::Existing(existing));
         }
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO accounts (jwk_json, jwk_thumbprint, status, contacts_json, group_id, eab_key_id, \
@@ -68,7 +69,7 @@ impl Store {
         Ok(AccountCreation::Created(account))
     }
 
-    pub async fn account(&self, id: i64) -> Result<AccountRecord> {
+    pub async fn account(&self, id: AccountId) -> Result<AccountRecord> {
         let mut conn = self.pool().acquire().await?;
         account_in(&mut conn, id).await
     }
@@ -82,7 +83,12 @@ impl Store {
     }
 
     /// Replaces the contacts of a valid account. Audit "account.update".
-    pub async fn update_account_contacts(&self, id: i64, contacts: &[String], actor: &str) -> Result<AccountRecord> {
+    pub async fn update_account_contacts(
+        &self,
+        id: AccountId,
+        contacts: &[String],
+        actor: &str,
+    ) -> Result<AccountRecord> {
         for contact in contacts {
             check_text("contact", contact)?;
         }
@@ -92,7 +98,7 @@ impl Store {
              RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(json_text(contacts)?)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -109,8 +115,8 @@ impl Store {
     /// valid → deactivated (RFC 8555 §7.3.6), and with it the account's pending and valid authorizations are
     /// deactivated and its pending and ready orders invalidated, so nothing it started can still lead to a
     /// certificate. Orders already processing finish. Audit "account.deactivate".
-    pub async fn deactivate_account(&self, id: i64, actor: &str) -> Result<AccountRecord> {
-        let now = unix_now();
+    pub async fn deactivate_account(&self, id: AccountId, actor: &str) -> Result<AccountRecord> {
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "UPDATE accounts SET status = 'deactivated', updated_at = $1 WHERE id = $2 AND status = 'valid' \
@@ -124,7 +130,7 @@ impl Store {
             return Err(why_not(&mut tx, Kind::Account, id, "valid").await);
         };
         let account = account_from_row(&row)?;
-        let authorizations: Vec<i64> = sqlx::query_scalar(
+        let authorizations: Vec<AuthorizationId> = sqlx::query_scalar(
             "UPDATE authorizations SET status = 'deactivated', updated_at = $1 \
              WHERE account_id = $2 AND status IN ('pending', 'valid') RETURNING id",
         )
@@ -133,7 +139,7 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         let error = unauthorized(format!("account {id} was deactivated"));
-        let orders: Vec<i64> = sqlx::query_scalar(
+        let orders: Vec<OrderId> = sqlx::query_scalar(
             "UPDATE orders SET status = 'invalid', error_json = $1, updated_at = $2 \
              WHERE account_id = $3 AND status IN ('pending', 'ready') RETURNING id",
         )
@@ -154,7 +160,7 @@ impl Store {
     /// already belongs to an account (this one included) is a Conflict. Audit "account.key_change".
     pub async fn change_account_key(
         &self,
-        id: i64,
+        id: AccountId,
         old_thumbprint: &str,
         new_jwk_json: &str,
         new_thumbprint: &str,
@@ -176,7 +182,7 @@ impl Store {
         ))
         .bind(new_jwk_json)
         .bind(new_thumbprint)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(id)
         .bind(old_thumbprint)
         .fetch_optional(&mut **tx)
@@ -203,7 +209,7 @@ impl Store {
     }
 }
 
-pub(super) async fn account_in(conn: &mut AnyConnection, id: i64) -> Result<AccountRecord> {
+pub(super) async fn account_in(conn: &mut AnyConnection, id: AccountId) -> Result<AccountRecord> {
     let row = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
@@ -241,7 +247,7 @@ fn insert_error(e: sqlx::Error, new: &NewAccount) -> StoreError {
     }
 }
 
-fn sorted(mut ids: Vec<i64>) -> Vec<i64> {
+fn sorted<T: Ord>(mut ids: Vec<T>) -> Vec<T> {
     ids.sort_unstable();
     ids
 }

@@ -2,11 +2,12 @@
 //! §7.6).
 
 use super::{Kind, audit, check_text};
+use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::ids::CertificateId;
 use crate::inventory::CertificateRecord;
-use crate::revocation::REASON_CODES as REASONS;
+use crate::revocation::ReasonCode;
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 
 impl Store {
@@ -17,7 +18,7 @@ impl Store {
         issuer_key_id: &[u8],
         serial_hex: &str,
     ) -> Result<Option<CertificateRecord>> {
-        let id: Option<i64> =
+        let id: Option<CertificateId> =
             sqlx::query_scalar("SELECT id FROM certificates WHERE issuer_key_id = $1 AND serial = $2")
                 .bind(issuer_key_id)
                 .bind(serial_hex.to_ascii_lowercase())
@@ -35,16 +36,13 @@ impl Store {
     /// Audit "certificate.revoke".
     pub async fn revoke_certificate(
         &self,
-        certificate_id: i64,
-        reason: i64,
+        certificate_id: CertificateId,
+        reason: ReasonCode,
         revoked_by: &str,
         actor: &str,
     ) -> Result<()> {
-        if !REASONS.contains(&reason) {
-            return Err(StoreError::Invalid { what: "revocation reason", why: format!("{reason} is not a CRLReason") });
-        }
         check_text("revoked_by", revoked_by)?;
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let serial: Option<String> = sqlx::query_scalar(
             "UPDATE certificates SET status = 'revoked', renewal_due_at = $1, updated_at = $1 \
@@ -72,7 +70,7 @@ impl Store {
         crate::revocation::insert_revocation(&mut tx, certificate_id, reason, now, revoked_by, epoch)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { already() } else { e.into() })?;
-        let details = json!({ "serial": serial, "reason": reason, "revoked_by": revoked_by });
+        let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
         audit(&mut tx, actor, "certificate.revoke", Kind::Certificate.subject(certificate_id), details).await?;
         tx.commit().await?;
         Ok(())

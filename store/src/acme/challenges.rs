@@ -4,9 +4,10 @@
 use super::model::{AuthorizationRecord, ChallengeOutcome};
 use super::orders::{authorization_in, orders_linking};
 use super::{Kind, audit, json_text, unauthorized, why_not};
+use crate::Store;
 use crate::error::Result;
+use crate::ids::{AuthorizationId, ChallengeId, OrderId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 
 impl Store {
@@ -14,11 +15,11 @@ impl Store {
     /// and no other challenge of that authorization is processing (RFC 8555 §7.5.1: one validation at a time).
     /// True iff this call started it: of any number of concurrent callers, across replicas, exactly one gets true.
     /// NotFound for an unknown challenge. Audit "challenge.start".
-    pub async fn start_challenge(&self, challenge_id: i64, now: i64, actor: &str) -> Result<bool> {
+    pub async fn start_challenge(&self, challenge_id: ChallengeId, now: i64, actor: &str) -> Result<bool> {
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         // The authorization's row is the lock every start and finish of its challenges queues on (PostgreSQL's row
         // lock; SQLite's write lock): the sibling check below then sees what the previous holder committed.
-        let authorization_id: Option<i64> = sqlx::query_scalar(
+        let authorization_id: Option<AuthorizationId> = sqlx::query_scalar(
             "UPDATE authorizations SET updated_at = updated_at \
              WHERE id = (SELECT authorization_id FROM challenges WHERE id = $1) \
              AND status = 'pending' AND expires_at >= $2 RETURNING id",
@@ -53,7 +54,7 @@ impl Store {
 
     /// Challenges still 'processing' that started before `started_before`: validations a replica abandoned when
     /// it died. Ids ascending.
-    pub async fn stale_challenges(&self, started_before: i64, limit: i64) -> Result<Vec<i64>> {
+    pub async fn stale_challenges(&self, started_before: i64, limit: i64) -> Result<Vec<ChallengeId>> {
         let ids = sqlx::query_scalar(
             "SELECT id FROM challenges WHERE status = 'processing' AND started_at < $1 ORDER BY id LIMIT $2",
         )
@@ -71,18 +72,18 @@ impl Store {
     /// "challenge.valid" (with the validation record) or "challenge.invalid" (with the error).
     pub async fn finish_challenge(
         &self,
-        challenge_id: i64,
+        challenge_id: ChallengeId,
         outcome: &ChallengeOutcome,
         actor: &str,
     ) -> Result<AuthorizationRecord> {
-        let now = unix_now();
+        let now = self.now();
         let (status, validated_at, error_json) = match outcome {
             ChallengeOutcome::Valid { validated_at, .. } => ("valid", Some(*validated_at), None),
             ChallengeOutcome::Invalid { error } => ("invalid", None, Some(json_text(error)?)),
         };
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         // Lock order: the authorization before its challenge, as start_challenge does.
-        let authorization_id: Option<i64> = sqlx::query_scalar(
+        let authorization_id: Option<AuthorizationId> = sqlx::query_scalar(
             "UPDATE authorizations SET updated_at = updated_at \
              WHERE id = (SELECT authorization_id FROM challenges WHERE id = $1) RETURNING id",
         )
@@ -179,8 +180,8 @@ impl Store {
 
     /// pending or valid → deactivated (RFC 8555 §7.5.2; Invalid from any other state), invalidating the pending
     /// and ready orders that list it. Audit "authorization.deactivate".
-    pub async fn deactivate_authorization(&self, id: i64, actor: &str) -> Result<AuthorizationRecord> {
-        let now = unix_now();
+    pub async fn deactivate_authorization(&self, id: AuthorizationId, actor: &str) -> Result<AuthorizationRecord> {
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         let done = sqlx::query(
             "UPDATE authorizations SET status = 'deactivated', updated_at = $1 \
@@ -225,7 +226,7 @@ impl Store {
 /// pending → ready when every authorization of the order is valid. The order's row is locked first, in a statement
 /// of its own: on PostgreSQL the check then runs in a snapshot taken after any concurrent finisher of another of
 /// its authorizations committed, so of two finishing at once the second always sees the first's authorization.
-async fn make_ready(tx: &mut super::Tx<'_>, order_id: i64, now: i64) -> Result<bool> {
+async fn make_ready(tx: &mut super::Tx<'_>, order_id: OrderId, now: i64) -> Result<bool> {
     let locked = sqlx::query("UPDATE orders SET updated_at = updated_at WHERE id = $1 AND status = 'pending'")
         .bind(order_id)
         .execute(&mut **tx)

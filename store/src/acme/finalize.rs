@@ -8,9 +8,11 @@
 use super::model::OrderRecord;
 use super::orders::order_in;
 use super::{Kind, audit, json_text, why_not};
+use crate::Store;
+use crate::audit::{AuditEvent, audit_append_in};
 use crate::error::{Result, StoreError};
+use crate::ids::{CertificateId, OrderId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -20,9 +22,9 @@ impl Store {
     /// Audit "order.finalize".
     pub async fn begin_finalize(
         &self,
-        order_id: i64,
+        order_id: OrderId,
         csr_der: &[u8],
-        certificate_id: i64,
+        certificate_id: CertificateId,
         actor: &str,
     ) -> Result<bool> {
         let mut tx = self.begin_write(Durability::Relaxed).await?;
@@ -32,7 +34,7 @@ impl Store {
         )
         .bind(csr_der)
         .bind(certificate_id)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(order_id)
         .execute(&mut **tx)
         .await?;
@@ -50,20 +52,20 @@ impl Store {
 
     /// In one transaction: the order's reserved certificate row is completed (DER, hash, status active — what
     /// `Store::complete_certificate` does), the order goes processing → valid, and when the order replaces
-    /// `replaces_certificate_id` the two rows are linked (`replaced_by_id` on the old, `replaces_id` on the new).
-    /// Invalid unless the order is processing; Conflict if the row is no longer pending. Audit
-    /// "certificate.issue" on the new certificate.
+    /// `replaces_certificate_id` the two rows are linked (`replaced_by_id` on the old, `replaces_id` on the new),
+    /// and `event` (the issuance's audit entry, which the caller words) is appended. Invalid unless the order is
+    /// processing; Conflict if the row is no longer pending.
     pub async fn complete_order(
         &self,
-        order_id: i64,
+        order_id: OrderId,
         certificate_der: &[u8],
         cert_sha256: &[u8],
-        replaces_certificate_id: Option<i64>,
-        actor: &str,
+        replaces_certificate_id: Option<CertificateId>,
+        event: &AuditEvent,
     ) -> Result<OrderRecord> {
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
-        let certificate_id: Option<Option<i64>> = sqlx::query_scalar(
+        let certificate_id: Option<Option<CertificateId>> = sqlx::query_scalar(
             "UPDATE orders SET status = 'valid', updated_at = $1 WHERE id = $2 AND status = 'processing' \
              RETURNING certificate_id",
         )
@@ -104,22 +106,10 @@ impl Store {
                 .await?;
         }
 
-        let (serial, names): (String, String) =
-            sqlx::query_as("SELECT serial, sans_json FROM certificates WHERE id = $1")
-                .bind(certificate_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        let names: Value = serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(format!("sans_json: {e}")))?;
         let order = order_in(&mut tx, order_id).await?;
-        let details = json!({
-            "serial": serial,
-            "names": names,
-            "order_id": order_id,
-            "account_id": order.account_id,
-            "sha256": hex::encode(cert_sha256),
-            "replaces_certificate_id": replaces_certificate_id,
-        });
-        audit(&mut tx, actor, "certificate.issue", Kind::Certificate.subject(certificate_id), details).await?;
+        // Last before commit: appending holds the audit chain's lock until the transaction ends.
+        let at = tx.now;
+        audit_append_in(&mut tx, event, at).await?;
         tx.commit().await?;
         Ok(order)
     }
@@ -129,14 +119,14 @@ impl Store {
     /// may exist and the row stays pending for an operator. Audit "order.invalid".
     pub async fn fail_order(
         &self,
-        order_id: i64,
+        order_id: OrderId,
         error: &Value,
         certificate_failed: bool,
         actor: &str,
     ) -> Result<OrderRecord> {
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Relaxed).await?;
-        let certificate_id: Option<Option<i64>> = sqlx::query_scalar(
+        let certificate_id: Option<Option<CertificateId>> = sqlx::query_scalar(
             "UPDATE orders SET status = 'invalid', error_json = $1, updated_at = $2 \
              WHERE id = $3 AND status = 'processing' RETURNING certificate_id",
         )
@@ -172,7 +162,7 @@ impl Store {
 
     /// Orders left processing since before `updated_before` (a replica died mid-finalization), ids ascending, at
     /// most `limit`.
-    pub async fn processing_orders(&self, updated_before: i64, limit: i64) -> Result<Vec<i64>> {
+    pub async fn processing_orders(&self, updated_before: i64, limit: i64) -> Result<Vec<OrderId>> {
         super::check_limit(limit)?;
         Ok(sqlx::query_scalar(
             "SELECT id FROM orders WHERE status = 'processing' AND updated_at < $1 ORDER BY id LIMIT $2",

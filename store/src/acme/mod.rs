@@ -39,6 +39,7 @@ pub(crate) use model::{ACCOUNT_COLUMNS, account_from_row};
 
 use crate::audit::{AuditEvent, audit_append_in};
 use crate::error::{Result, StoreError};
+use crate::write::WriteTx;
 use serde_json::Value;
 use sqlx::{Any, AnyConnection, Transaction};
 
@@ -88,24 +89,28 @@ impl Kind {
         }
     }
 
-    fn subject(self, id: i64) -> String {
+    fn subject(self, id: impl Into<i64>) -> String {
+        let id = id.into();
         format!("{}:{id}", self.noun())
     }
 
-    fn not_found(self, id: i64) -> StoreError {
+    fn not_found(self, id: impl Into<i64>) -> StoreError {
+        let id = id.into();
         StoreError::NotFound { what: format!("{} {id}", self.noun()) }
     }
 }
 
 /// The row's current status, or None when there is no such row.
-async fn status_of(conn: &mut AnyConnection, kind: Kind, id: i64) -> Result<Option<String>> {
+async fn status_of(conn: &mut AnyConnection, kind: Kind, id: impl Into<i64>) -> Result<Option<String>> {
+    let id = id.into();
     let sql = format!("SELECT status FROM {} WHERE id = $1", kind.table());
     Ok(sqlx::query_scalar(&sql).bind(id).fetch_optional(conn).await?)
 }
 
 /// Why a conditional UPDATE on this row matched nothing: it does not exist (NotFound), or it is in a state other
 /// than `wanted` (Invalid).
-async fn why_not(conn: &mut AnyConnection, kind: Kind, id: i64, wanted: &str) -> StoreError {
+async fn why_not(conn: &mut AnyConnection, kind: Kind, id: impl Into<i64>, wanted: &str) -> StoreError {
+    let id = id.into();
     match status_of(conn, kind, id).await {
         Ok(None) => kind.not_found(id),
         Ok(Some(status)) => {
@@ -117,8 +122,9 @@ async fn why_not(conn: &mut AnyConnection, kind: Kind, id: i64, wanted: &str) ->
 
 /// Appends the audit entry for this transaction's change: last, just before committing, because it holds the
 /// audit chain's lock until the transaction ends.
-pub(crate) async fn audit(tx: &mut Tx<'_>, actor: &str, action: &str, subject: String, details: Value) -> Result<()> {
-    audit_append_in(tx, &AuditEvent::new(actor, action, subject).with_details(details)).await?;
+pub(crate) async fn audit(tx: &mut WriteTx, actor: &str, action: &str, subject: String, details: Value) -> Result<()> {
+    let at = tx.now;
+    audit_append_in(tx, &AuditEvent::new(actor, action, subject).with_details(details), at).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! ACME rows as Rust values, and the mapping from rows.
 
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, AuthorizationId, CertificateId, ChallengeId, GroupId, OrderId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
@@ -94,13 +95,13 @@ impl StoredIdentifier {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountRecord {
-    pub id: i64,
+    pub id: AccountId,
     pub jwk_json: String,
     /// RFC 7638, base64url: one account per key.
     pub jwk_thumbprint: String,
     pub status: AccountStatus,
     pub contacts: Vec<String>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub eab_key_id: Option<String>,
     pub terms_agreed: bool,
     pub created_at: i64,
@@ -113,7 +114,7 @@ pub struct NewAccount {
     pub jwk_thumbprint: String,
     pub contacts: Vec<String>,
     pub terms_agreed: bool,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     /// The external account binding's key id (RFC 8555 §7.3.4); the key is bound to this account alone.
     pub eab_key_id: Option<String>,
 }
@@ -142,8 +143,8 @@ impl AccountCreation {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChallengeRecord {
-    pub id: i64,
-    pub authorization_id: i64,
+    pub id: ChallengeId,
+    pub authorization_id: AuthorizationId,
     pub kind: ChallengeType,
     pub token: String,
     pub status: ChallengeStatus,
@@ -154,8 +155,8 @@ pub struct ChallengeRecord {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuthorizationRecord {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: AuthorizationId,
+    pub account_id: AccountId,
     pub identifier: StoredIdentifier,
     pub wildcard: bool,
     pub status: AuthorizationStatus,
@@ -168,8 +169,8 @@ pub struct AuthorizationRecord {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrderRecord {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: OrderId,
+    pub account_id: AccountId,
     pub status: OrderStatus,
     pub identifiers: Vec<StoredIdentifier>,
     pub profile: Option<String>,
@@ -178,13 +179,13 @@ pub struct OrderRecord {
     /// RFC 9773 certID of the certificate this order replaces.
     pub replaces: Option<String>,
     /// The inventory row reserved at finalization (pending until signed).
-    pub certificate_id: Option<i64>,
+    pub certificate_id: Option<CertificateId>,
     pub error: Option<Value>,
     pub expires_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
     /// In the order `NewOrder::authorizations` listed them.
-    pub authorization_ids: Vec<i64>,
+    pub authorization_ids: Vec<AuthorizationId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,13 +205,13 @@ pub struct NewAuthorization {
 /// For each authorization an order needs: an existing one of the same account, or a new one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizationPlan {
-    Reuse(i64),
+    Reuse(AuthorizationId),
     Create(NewAuthorization),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewOrder {
-    pub account_id: i64,
+    pub account_id: AccountId,
     pub identifiers: Vec<StoredIdentifier>,
     pub profile: Option<String>,
     pub not_before: Option<i64>,

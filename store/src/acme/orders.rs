@@ -7,9 +7,10 @@ use super::model::{
     authorization_from_row, challenge_from_row, order_from_row,
 };
 use super::{Kind, Tx, audit, check_limit, check_text, json_text, why_not};
+use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, AuthorizationId, ChallengeId, OrderId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
 use std::collections::{BTreeMap, HashSet};
@@ -23,7 +24,7 @@ impl Store {
     /// concurrent deactivation. Audit "order.create".
     pub async fn create_order(&self, new: &NewOrder, actor: &str) -> Result<OrderRecord> {
         validate(new)?;
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         let account = sqlx::query("UPDATE accounts SET updated_at = updated_at WHERE id = $1 AND status = 'valid'")
             .bind(new.account_id)
@@ -35,7 +36,7 @@ impl Store {
 
         // Lock the reused authorizations in ascending id order (the lock order for several rows of one kind), so
         // they cannot be deactivated or expire between this check and the commit.
-        let mut reused: Vec<i64> = new
+        let mut reused: Vec<AuthorizationId> = new
             .authorizations
             .iter()
             .filter_map(|plan| match plan {
@@ -72,7 +73,7 @@ impl Store {
         }
 
         let status = if all_valid { OrderStatus::Ready } else { OrderStatus::Pending };
-        let order_id: i64 = sqlx::query_scalar(
+        let order_id: OrderId = sqlx::query_scalar(
             "INSERT INTO orders (account_id, status, identifiers_json, profile, not_before, not_after, replaces, \
              expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
         )
@@ -124,18 +125,23 @@ impl Store {
         Ok(order)
     }
 
-    pub async fn order(&self, id: i64) -> Result<OrderRecord> {
+    pub async fn order(&self, id: OrderId) -> Result<OrderRecord> {
         let mut conn = self.pool().acquire().await?;
         order_in(&mut conn, id).await
     }
 
     /// The account's order ids above `after_id` (all when None), ascending, at most `limit`: pass the last id seen
     /// to read on (RFC 8555 §7.1.2.1's orders list, paginated).
-    pub async fn account_orders(&self, account_id: i64, after_id: Option<i64>, limit: i64) -> Result<Vec<i64>> {
+    pub async fn account_orders(
+        &self,
+        account_id: AccountId,
+        after_id: Option<OrderId>,
+        limit: i64,
+    ) -> Result<Vec<OrderId>> {
         check_limit(limit)?;
         Ok(sqlx::query_scalar("SELECT id FROM orders WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
             .bind(account_id)
-            .bind(after_id.unwrap_or(i64::MIN))
+            .bind(after_id.map_or(i64::MIN, OrderId::get))
             .bind(limit)
             .fetch_all(self.pool())
             .await?)
@@ -146,7 +152,7 @@ impl Store {
     /// compared as stored: the caller normalizes (lower-case DNS names, canonical IP text) before storing and here.
     pub async fn find_reusable_authorization(
         &self,
-        account_id: i64,
+        account_id: AccountId,
         identifier: &StoredIdentifier,
         wildcard: bool,
         not_expiring_before: i64,
@@ -171,13 +177,13 @@ impl Store {
         Ok(Some(authz))
     }
 
-    pub async fn authorization(&self, id: i64) -> Result<AuthorizationRecord> {
+    pub async fn authorization(&self, id: AuthorizationId) -> Result<AuthorizationRecord> {
         let mut conn = self.pool().acquire().await?;
         authorization_in(&mut conn, id).await
     }
 
     /// The order's authorizations, each with its challenges, in the order the order lists them.
-    pub async fn order_authorizations(&self, order_id: i64) -> Result<Vec<AuthorizationRecord>> {
+    pub async fn order_authorizations(&self, order_id: OrderId) -> Result<Vec<AuthorizationRecord>> {
         let mut conn = self.pool().acquire().await?;
         let columns: Vec<String> = AUTHORIZATION_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect();
         let rows = sqlx::query(&format!(
@@ -201,7 +207,7 @@ impl Store {
         .bind(order_id)
         .fetch_all(&mut *conn)
         .await?;
-        let mut by_authz: BTreeMap<i64, Vec<ChallengeRecord>> = BTreeMap::new();
+        let mut by_authz: BTreeMap<AuthorizationId, Vec<ChallengeRecord>> = BTreeMap::new();
         for row in &challenges {
             let challenge = challenge_from_row(row)?;
             by_authz.entry(challenge.authorization_id).or_default().push(challenge);
@@ -212,7 +218,7 @@ impl Store {
         Ok(authzs)
     }
 
-    pub async fn challenge(&self, id: i64) -> Result<ChallengeRecord> {
+    pub async fn challenge(&self, id: ChallengeId) -> Result<ChallengeRecord> {
         let row = sqlx::query(&format!("SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -223,14 +229,14 @@ impl Store {
 
     /// pending or ready → invalid with `error` (the order expired, or an authorization did). Invalid from any other
     /// state. Audit "order.invalid".
-    pub async fn invalidate_order(&self, order_id: i64, error: &Value, actor: &str) -> Result<OrderRecord> {
+    pub async fn invalidate_order(&self, order_id: OrderId, error: &Value, actor: &str) -> Result<OrderRecord> {
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         let updated: Option<i64> = sqlx::query_scalar(
             "UPDATE orders SET status = 'invalid', error_json = $1, updated_at = $2 \
              WHERE id = $3 AND status IN ('pending', 'ready') RETURNING id",
         )
         .bind(json_text(error)?)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(order_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -244,7 +250,7 @@ impl Store {
     }
 }
 
-pub(super) async fn order_in(conn: &mut AnyConnection, id: i64) -> Result<OrderRecord> {
+pub(super) async fn order_in(conn: &mut AnyConnection, id: OrderId) -> Result<OrderRecord> {
     let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -260,7 +266,7 @@ pub(super) async fn order_in(conn: &mut AnyConnection, id: i64) -> Result<OrderR
     Ok(order)
 }
 
-pub(super) async fn authorization_in(conn: &mut AnyConnection, id: i64) -> Result<AuthorizationRecord> {
+pub(super) async fn authorization_in(conn: &mut AnyConnection, id: AuthorizationId) -> Result<AuthorizationRecord> {
     let row = sqlx::query(&format!("SELECT {AUTHORIZATION_COLUMNS} FROM authorizations WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -271,7 +277,7 @@ pub(super) async fn authorization_in(conn: &mut AnyConnection, id: i64) -> Resul
     Ok(authz)
 }
 
-async fn challenges_of(conn: &mut AnyConnection, authorization_id: i64) -> Result<Vec<ChallengeRecord>> {
+async fn challenges_of(conn: &mut AnyConnection, authorization_id: AuthorizationId) -> Result<Vec<ChallengeRecord>> {
     let rows =
         sqlx::query(&format!("SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE authorization_id = $1 ORDER BY id"))
             .bind(authorization_id)
@@ -281,15 +287,23 @@ async fn challenges_of(conn: &mut AnyConnection, authorization_id: i64) -> Resul
 }
 
 /// The ids of the orders that list this authorization, ascending (the order in which to lock them).
-pub(super) async fn orders_linking(conn: &mut AnyConnection, authorization_id: i64) -> Result<Vec<i64>> {
+pub(super) async fn orders_linking(
+    conn: &mut AnyConnection,
+    authorization_id: AuthorizationId,
+) -> Result<Vec<OrderId>> {
     Ok(sqlx::query_scalar("SELECT order_id FROM order_authorizations WHERE authorization_id = $1 ORDER BY order_id")
         .bind(authorization_id)
         .fetch_all(conn)
         .await?)
 }
 
-async fn insert_authorization(tx: &mut Tx<'_>, account_id: i64, new: &NewAuthorization, now: i64) -> Result<i64> {
-    let id: i64 = sqlx::query_scalar(
+async fn insert_authorization(
+    tx: &mut Tx<'_>,
+    account_id: AccountId,
+    new: &NewAuthorization,
+    now: i64,
+) -> Result<AuthorizationId> {
+    let id: AuthorizationId = sqlx::query_scalar(
         "INSERT INTO authorizations (account_id, identifier_type, identifier_value, wildcard, status, expires_at, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
     )

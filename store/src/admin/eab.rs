@@ -5,10 +5,11 @@
 //! that creates the account it admits, and the accounts table's UNIQUE `eab_key_id` keeps it to one account.
 
 use super::group_not_found;
+use crate::Store;
 use crate::acme::audit;
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, GroupId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -19,13 +20,13 @@ pub const MAX_EAB_KEY_ID_LEN: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EabRecord {
     pub key_id: String,
-    pub group_id: i64,
+    pub group_id: GroupId,
     pub group_name: String,
     /// Sealed under the token's KEK; never the key itself.
     pub hmac_key_sealed: Vec<u8>,
     pub created_at: i64,
     pub used_at: Option<i64>,
-    pub used_by_account: Option<i64>,
+    pub used_by_account: Option<AccountId>,
 }
 
 const EAB_COLUMNS: &str = "e.key_id, e.group_id, g.name AS group_name, e.hmac_key_sealed, e.created_at, e.used_at, \
@@ -48,13 +49,13 @@ impl Store {
         }
         let mut tx = self.begin_write(Durability::Durable).await?;
         // One statement finds the group and inserts, so a group deleted meanwhile cannot be named.
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        let row: Option<(GroupId, i64)> = sqlx::query_as(
             "INSERT INTO eab_credentials (key_id, group_id, hmac_key_sealed, created_at) \
              SELECT $1, id, $2, $3 FROM account_groups WHERE name = $4 RETURNING group_id, created_at",
         )
         .bind(key_id)
         .bind(hmac_key_sealed.to_vec())
-        .bind(unix_now())
+        .bind(self.now())
         .bind(group_name)
         .fetch_optional(&mut **tx)
         .await

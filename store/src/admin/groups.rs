@@ -1,10 +1,11 @@
 //! Account groups: a name, the policy document its accounts are held to, and which accounts belong to it.
 
 use super::{check_group_name, group_not_found};
+use crate::Store;
 use crate::acme::{ACCOUNT_COLUMNS, AccountRecord, account_from_row, audit, check_limit, check_text};
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, GroupId};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -17,7 +18,7 @@ const LISTED_IN_REFUSAL: usize = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupRecord {
-    pub id: i64,
+    pub id: GroupId,
     pub name: String,
     /// The policy document (a JSON object) exactly as it was given.
     pub policy_json: String,
@@ -34,7 +35,7 @@ impl Store {
     pub async fn create_group(&self, name: &str, policy_json: &str, actor: &str) -> Result<GroupRecord> {
         check_group_name(name)?;
         let policy = check_policy(policy_json)?;
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO account_groups (name, policy_json, created_at, updated_at) VALUES ($1, $2, $3, $3) \
@@ -75,7 +76,7 @@ impl Store {
             "UPDATE account_groups SET policy_json = $1, updated_at = $2 WHERE name = $3 RETURNING {GROUP_COLUMNS}"
         ))
         .bind(policy_json)
-        .bind(unix_now())
+        .bind(self.now())
         .bind(name)
         .fetch_one(&mut **tx)
         .await?;
@@ -86,7 +87,7 @@ impl Store {
         Ok(group)
     }
 
-    pub async fn group(&self, id: i64) -> Result<GroupRecord> {
+    pub async fn group(&self, id: GroupId) -> Result<GroupRecord> {
         let row = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM account_groups WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -166,7 +167,7 @@ impl Store {
     /// Moves an account into a group, or out of every group (`None`). If the account was admitted by an EAB
     /// credential and moves into a group, the credential moves with it: it names the group its account is in, so
     /// the group the account left can be deleted. Audit "account.group" with the old and new group.
-    pub async fn set_account_group(&self, account_id: i64, group: Option<&str>, actor: &str) -> Result<()> {
+    pub async fn set_account_group(&self, account_id: AccountId, group: Option<&str>, actor: &str) -> Result<()> {
         if let Some(name) = group {
             check_group_name(name)?;
         }
@@ -187,7 +188,7 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt(format!("account {account_id} names missing group {id}")))?,
             None => None,
         };
-        let new_id: Option<i64> = match group {
+        let new_id: Option<GroupId> = match group {
             Some(name) => Some(
                 sqlx::query_scalar("SELECT id FROM account_groups WHERE name = $1")
                     .bind(name)
@@ -207,7 +208,7 @@ impl Store {
         };
         sqlx::query("UPDATE accounts SET group_id = $1, updated_at = $2 WHERE id = $3")
             .bind(new_id)
-            .bind(unix_now())
+            .bind(self.now())
             .bind(account_id)
             .execute(&mut **tx)
             .await
@@ -234,9 +235,14 @@ impl Store {
 
     /// Accounts for the admin API, by id: up to `limit` with ids above `after_id` (pass the last id seen to read
     /// on), in `group` or, with `None`, in any group or none. An unknown group is NotFound.
-    pub async fn accounts(&self, group: Option<&str>, after_id: Option<i64>, limit: i64) -> Result<Vec<AccountRecord>> {
+    pub async fn accounts(
+        &self,
+        group: Option<&str>,
+        after_id: Option<AccountId>,
+        limit: i64,
+    ) -> Result<Vec<AccountRecord>> {
         check_limit(limit)?;
-        let after = after_id.unwrap_or(i64::MIN);
+        let after = after_id.map_or(i64::MIN, AccountId::get);
         let rows = match group {
             Some(name) => {
                 let group = self.group_by_name(name).await?.ok_or_else(|| group_not_found(name))?;

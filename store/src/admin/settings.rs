@@ -1,9 +1,9 @@
 //! Settings that apply to every group and every replica, such as the global deny list: a key and its text.
 
+use crate::Store;
 use crate::acme::{audit, check_text};
 use crate::error::{Result, StoreError};
 use crate::write::Durability;
-use crate::{Store, unix_now};
 use serde_json::json;
 
 /// The global deny list, as the policy crate's `GlobalDeny` JSON.
@@ -32,7 +32,7 @@ impl Store {
     pub async fn set_setting(&self, key: &str, value: &str, actor: &str) -> Result<()> {
         check_key(key)?;
         check_text("setting value", value)?;
-        let now = unix_now();
+        let now = self.now();
         let mut tx = self.begin_write(Durability::Durable).await?;
         // Lock the row and read the old value; if there is no row, insert one. An insert that finds the row
         // (another writer created it since the lock attempt and has committed) means there is one to lock now.

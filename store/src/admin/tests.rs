@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::acme::{AccountCreation, AccountRecord, NewAccount};
+use crate::ids::{AccountId, GroupId, TokenId};
 use crate::testkit;
 use crate::{Store, StoreError};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
 }
 
-async fn account(store: &Store, group_id: Option<i64>, eab_key_id: Option<&str>) -> AccountRecord {
+async fn account(store: &Store, group_id: Option<GroupId>, eab_key_id: Option<&str>) -> AccountRecord {
     let thumbprint = random_hex(16);
     let new = NewAccount {
         jwk_json: format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{thumbprint}"}}"#),
@@ -82,7 +83,7 @@ async fn groups_are_created_read_listed_and_their_policy_replaced() {
         assert_eq!(s.group_by_name("team-b").await.expect("by name"), Some(team.clone()));
         assert_eq!(s.group_by_name("team-c").await.expect("by name"), None);
         assert_eq!(s.group_by_name("Not A Name").await.expect("by name"), None);
-        not_found(s.group(team.id + 100).await);
+        not_found(s.group(GroupId(team.id.get() + 100)).await);
 
         let (actor, subject, details) = last_audit(s, "group.create").await;
         assert_eq!((actor.as_str(), subject.as_str()), (ACTOR, "group:team-b"));
@@ -136,12 +137,12 @@ async fn accounts_move_between_groups_and_list_by_group_in_pages() {
         let page1 = s.accounts(Some("a"), None, 2).await.expect("page");
         let page2 = s.accounts(Some("a"), page1.last().map(|a| a.id), 2).await.expect("page");
         let page3 = s.accounts(Some("a"), page2.last().map(|a| a.id), 2).await.expect("page");
-        let ids: Vec<i64> = page1.iter().chain(&page2).chain(&page3).map(|a| a.id).collect();
+        let ids: Vec<AccountId> = page1.iter().chain(&page2).chain(&page3).map(|a| a.id).collect();
         assert_eq!(ids, in_a);
         assert_eq!(page3.len(), 1);
         assert_eq!(page1[0], s.account(in_a[0]).await.expect("account"), "same record as the ACME reads");
         assert_eq!(s.accounts(None, None, 100).await.expect("all").len(), 6);
-        assert_eq!(s.accounts(None, Some(loner.id - 1), 100).await.expect("tail").len(), 1);
+        assert_eq!(s.accounts(None, Some(AccountId(loner.id.get() - 1)), 100).await.expect("tail").len(), 1);
         assert!(s.accounts(Some("b"), None, 100).await.expect("none").is_empty());
         assert!(s.accounts(None, None, 0).await.expect("limit 0").is_empty());
         not_found(s.accounts(Some("c"), None, 10).await);
@@ -162,10 +163,10 @@ async fn accounts_move_between_groups_and_list_by_group_in_pages() {
         assert_eq!(s.account(in_a[1]).await.expect("account").group_id, None);
         let (_, _, details) = last_audit(s, "account.group").await;
         assert_eq!((&details["old_group"], &details["new_group"]), (&json!("a"), &Value::Null));
-        let ids: Vec<i64> = s.accounts(Some("a"), None, 100).await.expect("list").iter().map(|a| a.id).collect();
+        let ids: Vec<AccountId> = s.accounts(Some("a"), None, 100).await.expect("list").iter().map(|a| a.id).collect();
         assert_eq!(ids, [in_a[2], in_a[3], in_a[4], loner.id]);
 
-        not_found(s.set_account_group(loner.id + 100, Some("a"), ACTOR).await);
+        not_found(s.set_account_group(AccountId(loner.id.get() + 100), Some("a"), ACTOR).await);
         not_found(s.set_account_group(loner.id, Some("zzz"), ACTOR).await);
         invalid(s.set_account_group(loner.id, Some("Bad Name"), ACTOR).await);
         assert_eq!(s.account(loner.id).await.expect("account").group_id, Some(a.id), "refusals change nothing");
@@ -467,7 +468,7 @@ async fn tokens_authenticate_until_revoked_and_are_stored_only_hashed() {
         assert_eq!(subject, format!("token:{}", token.id));
         assert_eq!(details, json!({ "name": "ci deploy", "scope": "admin" }));
         invalid(s.revoke_token(token.id, ACTOR).await);
-        not_found(s.revoke_token(reader.id + 100, ACTOR).await);
+        not_found(s.revoke_token(TokenId(reader.id.get() + 100), ACTOR).await);
         assert_eq!(s.token_count().await.expect("count"), 1, "revoked tokens do not count");
         let listed = s.tokens().await.expect("list");
         assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [token.id, reader.id]);

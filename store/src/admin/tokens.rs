@@ -7,8 +7,9 @@
 
 use crate::acme::{audit, check_text};
 use crate::error::{Result, StoreError};
+use crate::ids::TokenId;
 use crate::write::Durability;
-use crate::{Backend, Store, unix_now};
+use crate::{Backend, Store};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -65,7 +66,7 @@ impl TokenScope {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     pub scope: TokenScope,
     pub created_at: i64,
@@ -89,7 +90,7 @@ impl Store {
         .bind(name)
         .bind(hash)
         .bind(scope.as_str())
-        .bind(unix_now())
+        .bind(self.now())
         .fetch_one(&mut **tx)
         .await?;
         let token = token_from_row(&row)?;
@@ -124,7 +125,7 @@ impl Store {
         .bind(name)
         .bind(hash)
         .bind(scope.as_str())
-        .bind(unix_now())
+        .bind(self.now())
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
@@ -156,7 +157,7 @@ impl Store {
         if token.revoked_at.is_some() {
             return Ok(None);
         }
-        let now = unix_now();
+        let now = self.now();
         let stale = now.saturating_sub(LAST_USED_GRANULARITY_SECS);
         if token.last_used_at.is_none_or(|at| at <= stale) {
             let mut tx = self.begin_write(Durability::Relaxed).await?;
@@ -191,12 +192,12 @@ impl Store {
 
     /// Revokes a token: authentication refuses it from now on. Revoking a revoked token is Invalid, an unknown
     /// one NotFound. Audit "token.revoke".
-    pub async fn revoke_token(&self, id: i64, actor: &str) -> Result<TokenRecord> {
+    pub async fn revoke_token(&self, id: TokenId, actor: &str) -> Result<TokenRecord> {
         let mut tx = self.begin_write(Durability::Durable).await?;
         let row = sqlx::query(&format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {TOKEN_COLUMNS}"
         ))
-        .bind(unix_now())
+        .bind(self.now())
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -255,16 +256,11 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn subject(id: i64) -> String {
+fn subject(id: TokenId) -> String {
     format!("token:{id}")
 }
 
-async fn audit_create(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    actor: &str,
-    token: &TokenRecord,
-    bootstrap: bool,
-) -> Result<()> {
+async fn audit_create(tx: &mut crate::write::WriteTx, actor: &str, token: &TokenRecord, bootstrap: bool) -> Result<()> {
     let details = json!({ "name": token.name, "scope": token.scope.as_str(), "bootstrap": bootstrap });
     audit(tx, actor, "token.create", subject(token.id), details).await
 }

@@ -5,7 +5,7 @@ use super::index_name;
 use super::model::NewCertificate;
 use crate::error::{Result, StoreError};
 use crate::write::Durability;
-use crate::{Backend, Store, unix_now};
+use crate::{Backend, Store};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 
@@ -27,7 +27,7 @@ impl Store {
         for (cert, _, _) in rows {
             cert.validate()?;
         }
-        let now = unix_now();
+        let now = self.now();
         let (certificates_per_statement, names_per_statement) = rows_per_statement(self.backend());
         let mut ids = vec![0i64; rows.len()];
         let mut tx = self.begin_write(Durability::Durable).await?;

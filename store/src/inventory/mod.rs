@@ -13,9 +13,10 @@ pub(crate) use model::{CERTIFICATE_COLUMNS, certificate_from_row};
 pub use model::{CertificateRecord, CertificateSource, CertificateStatus, IssuerRecord, NewCertificate, NewIssuer};
 pub use search::{CertificateQuery, NameMatch, Page};
 
+use crate::Store;
 use crate::error::{Result, StoreError};
-use crate::write::Durability;
-use crate::{Store, unix_now};
+use crate::ids::CertificateId;
+use crate::write::{Durability, WriteTx};
 use sqlx::Row;
 
 /// Splits "DNS:www.example.com" into what the name index stores: the value, and its reversal for suffix search.
@@ -28,7 +29,7 @@ pub(crate) fn index_name(typed: &str) -> (String, String) {
 impl Store {
     /// Records one of our issuers (idempotent by name: the same certificate again returns the existing row).
     pub async fn register_issuer(&self, issuer: &NewIssuer) -> Result<IssuerRecord> {
-        let now = unix_now();
+        let now = self.now();
         let inserted = sqlx::query(
             "INSERT INTO issuers (name, role, subject, certificate_der, spki_sha256, key_id, token_label, key_label, \
              not_before, not_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -64,7 +65,7 @@ impl Store {
     }
 
     /// Step one of issuance: the serial and TBS hash, before the HSM signs. Returns the row id.
-    pub async fn reserve_certificate(&self, cert: &NewCertificate) -> Result<i64> {
+    pub async fn reserve_certificate(&self, cert: &NewCertificate) -> Result<CertificateId> {
         let mut tx = self.begin_write(Durability::Relaxed).await?;
         let id = reserve_in(&mut tx, cert).await?;
         tx.commit().await?;
@@ -72,7 +73,12 @@ impl Store {
     }
 
     /// Step two of issuance: the signed certificate. Only a pending row can be completed, and only once.
-    pub async fn complete_certificate(&self, id: i64, certificate_der: &[u8], cert_sha256: &[u8]) -> Result<()> {
+    pub async fn complete_certificate(
+        &self,
+        id: CertificateId,
+        certificate_der: &[u8],
+        cert_sha256: &[u8],
+    ) -> Result<()> {
         let mut tx = self.begin_write(Durability::Durable).await?;
         complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
         tx.commit().await?;
@@ -83,7 +89,7 @@ impl Store {
     /// the log says it was issued.
     pub async fn complete_certificate_audited(
         &self,
-        id: i64,
+        id: CertificateId,
         certificate_der: &[u8],
         cert_sha256: &[u8],
         event: &crate::audit::AuditEvent,
@@ -91,15 +97,16 @@ impl Store {
         let mut tx = self.begin_write(Durability::Durable).await?;
         complete_in(&mut tx, id, certificate_der, cert_sha256).await?;
         // Last before commit: appending holds the audit chain's lock until the transaction ends.
-        let entry = crate::audit::audit_append_in(&mut tx, event).await?;
+        let at = tx.now;
+        let entry = crate::audit::audit_append_in(&mut tx, event, at).await?;
         tx.commit().await?;
         Ok(entry)
     }
 
     /// Signing failed after the reservation: the serial stays used, the row says nothing was issued.
-    pub async fn fail_certificate(&self, id: i64) -> Result<()> {
+    pub async fn fail_certificate(&self, id: CertificateId) -> Result<()> {
         sqlx::query("UPDATE certificates SET status = 'failed', updated_at = $1 WHERE id = $2 AND status = 'pending'")
-            .bind(unix_now())
+            .bind(self.now())
             .bind(id)
             .execute(self.pool())
             .await?;
@@ -112,7 +119,7 @@ impl Store {
         cert: &NewCertificate,
         certificate_der: &[u8],
         cert_sha256: &[u8],
-    ) -> Result<i64> {
+    ) -> Result<CertificateId> {
         // One transaction: a failure leaves nothing behind, not a pending row that blocks a second import.
         let mut tx = self.begin_write(Durability::Durable).await?;
         let id = reserve_in(&mut tx, cert).await?;
@@ -121,7 +128,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn certificate(&self, id: i64) -> Result<CertificateRecord> {
+    pub async fn certificate(&self, id: CertificateId) -> Result<CertificateRecord> {
         let row = sqlx::query(&format!("SELECT {} FROM certificates WHERE id = $1", model::CERTIFICATE_COLUMNS))
             .bind(id)
             .fetch_optional(self.pool())
@@ -133,7 +140,7 @@ impl Store {
     /// Changes an issued certificate's lifecycle status (expiry sweeps, renewal, supersession). `pending` and
     /// `failed` belong to issuance alone: a signed certificate never goes back to pending (which would let a
     /// second completion overwrite it), and an unsigned row never becomes live.
-    pub async fn set_certificate_status(&self, id: i64, status: CertificateStatus) -> Result<()> {
+    pub async fn set_certificate_status(&self, id: CertificateId, status: CertificateStatus) -> Result<()> {
         if matches!(status, CertificateStatus::Pending | CertificateStatus::Failed) {
             return Err(StoreError::Invalid {
                 what: "status change",
@@ -144,7 +151,7 @@ impl Store {
             "UPDATE certificates SET status = $1, updated_at = $2 WHERE id = $3 AND status NOT IN ('pending', 'failed')",
         )
                 .bind(status.as_str())
-                .bind(unix_now())
+                .bind(self.now())
                 .bind(id)
                 .execute(self.pool())
                 .await?;
@@ -161,7 +168,7 @@ impl Store {
     }
 }
 
-async fn insert_names(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, names: &[String]) -> Result<()> {
+async fn insert_names(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: CertificateId, names: &[String]) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for typed in names {
         let (value, reversed) = index_name(typed);
@@ -180,8 +187,8 @@ async fn insert_names(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, names:
 
 /// Completes a pending certificate row inside the caller's transaction (issuance and ACME finalization).
 pub(crate) async fn complete_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: i64,
+    tx: &mut WriteTx,
+    id: CertificateId,
     certificate_der: &[u8],
     cert_sha256: &[u8],
 ) -> Result<()> {
@@ -191,9 +198,9 @@ pub(crate) async fn complete_in(
     )
     .bind(certificate_der)
     .bind(cert_sha256)
-    .bind(unix_now())
+    .bind(tx.now)
     .bind(id)
-    .execute(&mut **tx)
+    .execute(&mut ***tx)
     .await?;
     if done.rows_affected() != 1 {
         return Err(StoreError::Conflict { what: format!("certificate {id} is not pending") });
@@ -202,10 +209,10 @@ pub(crate) async fn complete_in(
 }
 
 /// Inserts a pending row and its names in the caller's transaction.
-async fn reserve_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, cert: &NewCertificate) -> Result<i64> {
+async fn reserve_in(tx: &mut WriteTx, cert: &NewCertificate) -> Result<CertificateId> {
     cert.validate()?;
-    let now = unix_now();
-    let id: i64 = sqlx::query_scalar(
+    let now = tx.now;
+    let id: CertificateId = sqlx::query_scalar(
             "INSERT INTO certificates (issuer_id, issuer_key_id, issuer_dn, serial, status, source, profile, subject, \
              sans_json, tbs_sha256, spki_sha256, not_before, not_after, account_id, owner, replaces_id, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
@@ -227,7 +234,7 @@ async fn reserve_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, cert: &NewCertifi
         .bind(&cert.owner)
         .bind(cert.replaces_id)
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut ***tx)
         .await
         .map_err(|e| {
             if StoreError::is_unique_violation(&e) {
@@ -236,6 +243,6 @@ async fn reserve_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, cert: &NewCertifi
                 e.into()
             }
         })?;
-    insert_names(tx, id, &cert.names).await?;
+    insert_names(&mut *tx, id, &cert.names).await?;
     Ok(id)
 }

@@ -1,6 +1,7 @@
 //! Inventory rows as Rust values.
 
 use crate::error::{Result, StoreError};
+use crate::ids::{AccountId, CertificateId, IssuerId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -84,7 +85,7 @@ impl CertificateSource {
 /// What is known of a certificate before it is signed (or, for foreign certificates, all of it but the DER).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewCertificate {
-    pub issuer_id: Option<i64>,
+    pub issuer_id: Option<IssuerId>,
     pub issuer_key_id: Vec<u8>,
     pub issuer_dn: String,
     /// Lower-case hex of the serial's content octets.
@@ -98,9 +99,9 @@ pub struct NewCertificate {
     pub spki_sha256: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub owner: Option<String>,
-    pub replaces_id: Option<i64>,
+    pub replaces_id: Option<CertificateId>,
 }
 
 impl NewCertificate {
@@ -125,8 +126,8 @@ impl NewCertificate {
 /// A row of the inventory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CertificateRecord {
-    pub id: i64,
-    pub issuer_id: Option<i64>,
+    pub id: CertificateId,
+    pub issuer_id: Option<IssuerId>,
     pub issuer_key_id: Vec<u8>,
     pub issuer_dn: String,
     pub serial: String,
@@ -142,10 +143,10 @@ pub struct CertificateRecord {
     pub certificate_der: Option<Vec<u8>>,
     pub not_before: i64,
     pub not_after: i64,
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     pub owner: Option<String>,
-    pub replaces_id: Option<i64>,
-    pub replaced_by_id: Option<i64>,
+    pub replaces_id: Option<CertificateId>,
+    pub replaced_by_id: Option<CertificateId>,
     pub renewal_due_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -206,7 +207,7 @@ pub struct NewIssuer {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuerRecord {
-    pub id: i64,
+    pub id: IssuerId,
     pub name: String,
     pub role: String,
     pub subject: String,

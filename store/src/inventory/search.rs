@@ -19,7 +19,8 @@
 
 use super::model::{CERTIFICATE_COLUMNS, CertificateRecord, CertificateStatus, certificate_from_row};
 use crate::error::{Result, StoreError};
-use crate::{Backend, Store, unix_now};
+use crate::ids::AccountId;
+use crate::{Backend, Store};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::LazyLock;
@@ -52,7 +53,7 @@ pub struct CertificateQuery {
     pub serial: Option<String>,
     pub spki_sha256: Option<Vec<u8>>,
     pub status: Option<CertificateStatus>,
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     /// Live certificates whose notAfter falls between now and now + this, soonest first.
     pub expiring_within: Option<Duration>,
     /// Rows per page: 1 to `MAX_LIMIT` (larger is lowered); `DEFAULT_LIMIT` by default.
@@ -203,12 +204,12 @@ impl Store {
             f.terms.push(format!("status = {p}"));
         }
         if let Some(account) = q.account_id {
-            let p = f.value(Value::Int(account));
+            let p = f.value(Value::Int(account.get()));
             f.terms.push(format!("account_id = {p}"));
         }
 
         let order = if let Some(window) = q.expiring_within {
-            let now = unix_now();
+            let now = self.now();
             let until = now.saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
             f.terms.push(LIVE.to_owned());
             let (from, to) = (f.value(Value::Int(now)), f.value(Value::Int(until)));
@@ -272,9 +273,9 @@ impl Store {
             items.truncate(limit as usize);
             items.last().map(|last| {
                 let cursor = if q.expiring_within.is_some() {
-                    Cursor::Expiring { not_after: last.not_after, id: last.id }
+                    Cursor::Expiring { not_after: last.not_after, id: last.id.get() }
                 } else {
-                    Cursor::Newest { id: last.id }
+                    Cursor::Newest { id: last.id.get() }
                 };
                 cursor.encode()
             })

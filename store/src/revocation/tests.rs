@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::acme::{AccountCreation, NewAccount};
+use crate::ids::IssuerId;
 use crate::inventory::{CertificateSource, CertificateStatus, NewCertificate, NewIssuer};
 use crate::testkit;
 
@@ -14,7 +15,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Our intermediate, filed as the binary files it; returns (issuer id, key id).
-async fn issuer(store: &Store) -> (i64, Vec<u8>) {
+async fn issuer(store: &Store) -> (IssuerId, Vec<u8>) {
     let key_id = rand::random::<[u8; 20]>().to_vec();
     let record = store
         .register_issuer(&NewIssuer {
@@ -27,14 +28,14 @@ async fn issuer(store: &Store) -> (i64, Vec<u8>) {
             token_label: Some("test".into()),
             key_label: Some("int".into()),
             not_before: 0,
-            not_after: unix_now() + 365 * DAY,
+            not_after: store.now() + 365 * DAY,
         })
         .await
         .expect("register issuer");
     (record.id, key_id)
 }
 
-async fn account(store: &Store) -> i64 {
+async fn account(store: &Store) -> AccountId {
     let thumbprint = random_hex(16);
     let new = NewAccount {
         jwk_json: format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{thumbprint}"}}"#),
@@ -52,11 +53,11 @@ async fn account(store: &Store) -> i64 {
 /// An issued certificate of ours for `names`; returns (id, serial).
 async fn issue(
     store: &Store,
-    (issuer_id, key_id): &(i64, Vec<u8>),
+    (issuer_id, key_id): &(IssuerId, Vec<u8>),
     names: &[&str],
-    account: Option<i64>,
+    account: Option<AccountId>,
     not_after: i64,
-) -> (i64, String) {
+) -> (CertificateId, String) {
     let serial = format!("01{}", random_hex(16));
     let cert = NewCertificate {
         issuer_id: Some(*issuer_id),
@@ -80,6 +81,10 @@ async fn issue(
     (store.insert_certificate(&cert, &der, &sha).await.expect("insert certificate"), serial)
 }
 
+fn crl_reason(code: u8) -> ReasonCode {
+    ReasonCode::new(code).expect("a CRLReason")
+}
+
 async fn audit_count(store: &Store, action: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
         .bind(action)
@@ -93,21 +98,21 @@ async fn revocations_advance_the_epoch_and_reach_ocsp_and_crl_pages() {
     for t in testkit::all().await {
         let s = &t.store;
         let ca = issuer(s).await;
-        let live = unix_now() + 30 * DAY;
+        let live = s.now() + 30 * DAY;
         let (good, good_serial) = issue(s, &ca, &["good.example"], None, live).await;
         let (bad, bad_serial) = issue(s, &ca, &["bad.example"], None, live).await;
-        let (old, _) = issue(s, &ca, &["old.example"], None, unix_now() - 10 * DAY).await;
+        let (old, _) = issue(s, &ca, &["old.example"], None, s.now() - 10 * DAY).await;
         assert_eq!(s.revocation_epoch().await.expect("epoch"), 0);
         assert_eq!(s.serial_status(&ca.1, &good_serial).await.expect("status"), SerialStatus::Good);
         assert_eq!(s.serial_status(&ca.1, "00ff").await.expect("status"), SerialStatus::Unknown);
         assert_eq!(s.serial_status(&[1; 20], &good_serial).await.expect("other issuer"), SerialStatus::Unknown);
 
         // The ACME path advances the epoch too.
-        s.revoke_certificate(bad, 1, "account:1", ACTOR).await.expect("revoke");
+        s.revoke_certificate(bad, crl_reason(1), "account:1", ACTOR).await.expect("revoke");
         assert_eq!(s.revocation_epoch().await.expect("epoch"), 1);
         let status = s.serial_status(&ca.1, &bad_serial.to_ascii_uppercase()).await.expect("status");
-        assert!(matches!(status, SerialStatus::Revoked { reason: 1, revoked_at } if revoked_at <= unix_now()));
-        let report = s.revoke_certificates(&[old, good], 4, "admin", ACTOR).await.expect("bulk");
+        assert!(matches!(status, SerialStatus::Revoked { reason: 1, revoked_at } if revoked_at <= s.now()));
+        let report = s.revoke_certificates(&[old, good], crl_reason(4), "admin", ACTOR).await.expect("bulk");
         assert_eq!(report.revoked.iter().map(|r| r.0).collect::<Vec<_>>(), [old, good]);
         assert_eq!(s.revocation_epoch().await.expect("epoch"), 2, "one epoch per transaction");
 
@@ -117,13 +122,14 @@ async fn revocations_advance_the_epoch_and_reach_ocsp_and_crl_pages() {
         assert!(s.revoked_in_epochs(2, 2).await.expect("nothing new").is_empty());
 
         // CRL pages: in id order, the long-expired one left out, and the cursor continues after the last row read.
-        let cutoff = unix_now() - DAY;
+        let cutoff = s.now() - DAY;
         let pairs = |page: &RevokedPage| page.entries.iter().map(|e| (e.certificate_id, e.reason)).collect::<Vec<_>>();
         let first = s.revoked_entries(&ca.1, cutoff, 0, 1).await.expect("page 1");
-        assert_eq!((pairs(&first), first.next_after), (vec![(good, 4)], Some(good)));
-        let second = s.revoked_entries(&ca.1, cutoff, good, 1).await.expect("page 2");
-        assert_eq!((pairs(&second), second.next_after), (vec![(bad, 1)], Some(bad)));
-        let last = s.revoked_entries(&ca.1, cutoff, bad, 10).await.expect("page 3: only the expired one, skipped");
+        assert_eq!((pairs(&first), first.next_after), (vec![(good.get(), 4)], Some(good.get())));
+        let second = s.revoked_entries(&ca.1, cutoff, good.get(), 1).await.expect("page 2");
+        assert_eq!((pairs(&second), second.next_after), (vec![(bad.get(), 1)], Some(bad.get())));
+        let last =
+            s.revoked_entries(&ca.1, cutoff, bad.get(), 10).await.expect("page 3: only the expired one, skipped");
         assert_eq!((pairs(&last), last.next_after), (vec![], None), "a short page is the last");
         let with_old = s.revoked_entries(&ca.1, 0, 0, 10).await.expect("all");
         assert_eq!(with_old.entries.len(), 3);
@@ -136,7 +142,7 @@ async fn revocations_advance_the_epoch_and_reach_ocsp_and_crl_pages() {
 async fn crl_numbers_increase_and_never_go_with_older_contents() {
     for t in testkit::all().await {
         let s = &t.store;
-        let (issuer_id, _) = issuer(s).await;
+        let issuer_id = issuer(s).await.0;
         assert_eq!(s.last_crl_number(issuer_id, 0).await.expect("none"), None);
         assert_eq!(s.next_crl_number(issuer_id, 0, 0).await.expect("first"), Some(1));
         assert_eq!(s.next_crl_number(issuer_id, 0, 0).await.expect("second"), Some(2));
@@ -153,33 +159,34 @@ async fn operators_revoke_by_serial_name_and_account() {
     for t in testkit::all().await {
         let s = &t.store;
         let ca = issuer(s).await;
-        let live = unix_now() + 30 * DAY;
+        let live = s.now() + 30 * DAY;
         let acct = account(s).await;
         let (a1, _) = issue(s, &ca, &["a.example", "shared.example"], Some(acct), live).await;
         let (a2, _) = issue(s, &ca, &["b.example"], Some(acct), live).await;
         let (other, other_serial) = issue(s, &ca, &["shared.example"], None, live).await;
-        let (expired, _) = issue(s, &ca, &["shared.example"], None, unix_now() - DAY).await;
+        let (expired, _) = issue(s, &ca, &["shared.example"], None, s.now() - DAY).await;
 
         let by_name = RevocationTarget::Name("DNS:Shared.Example".into());
         assert_eq!(s.revocation_candidates(&by_name).await.expect("candidates"), [a1, other], "not the expired one");
-        let report = s.revoke_matching(&by_name, 1, "cli:test", ACTOR).await.expect("by name");
+        let report = s.revoke_matching(&by_name, crl_reason(1), "cli:test", ACTOR).await.expect("by name");
         assert_eq!(report.revoked.iter().map(|r| r.0).collect::<Vec<_>>(), [a1, other]);
         assert!(report.unchanged.is_empty());
         assert_eq!(s.certificate(expired).await.expect("row").status, CertificateStatus::Active);
 
-        let report = s.revoke_matching(&RevocationTarget::Account(acct), 5, "cli:test", ACTOR).await.expect("acct");
+        let report =
+            s.revoke_matching(&RevocationTarget::Account(acct), crl_reason(5), "cli:test", ACTOR).await.expect("acct");
         assert_eq!(report.revoked.iter().map(|r| r.0).collect::<Vec<_>>(), [a2]);
         assert_eq!(report.unchanged, [a1], "already revoked by name");
 
         let by_serial = RevocationTarget::Serial(format!("0X{}", other_serial.to_ascii_uppercase()));
-        let report = s.revoke_matching(&by_serial, 0, "cli:test", ACTOR).await.expect("serial");
+        let report = s.revoke_matching(&by_serial, crl_reason(0), "cli:test", ACTOR).await.expect("serial");
         assert_eq!((report.revoked.len(), report.unchanged.clone()), (0, vec![other]));
         let certs = s.certificates_with_serial(&other_serial).await.expect("by serial");
         assert_eq!(certs.iter().map(|c| c.id).collect::<Vec<_>>(), [other]);
         assert_eq!(certs[0].status, CertificateStatus::Revoked);
-        assert!(certs[0].renewal_due_at.is_some_and(|due| due <= unix_now()));
+        assert!(certs[0].renewal_due_at.is_some_and(|due| due <= s.now()));
 
-        let bad_reason = s.revoke_certificates(&[expired], 7, "cli:test", ACTOR).await.expect_err("reason 7");
+        let bad_reason = ReasonCode::new(7).expect_err("reason 7");
         assert!(matches!(bad_reason, StoreError::Invalid { .. }), "{bad_reason}");
         assert!(matches!(
             s.revocation_candidates(&RevocationTarget::Serial("xyz".into())).await,
@@ -198,9 +205,9 @@ async fn bulk_revocation_runs_in_chunks() {
         let ca = issuer(s).await;
         let mut ids = Vec::new();
         for i in 0..(BULK_CHUNK + 3) {
-            ids.push(issue(s, &ca, &[&format!("n{i}.example")], None, unix_now() + DAY).await.0);
+            ids.push(issue(s, &ca, &[&format!("n{i}.example")], None, s.now() + DAY).await.0);
         }
-        let report = s.revoke_certificates(&ids, 1, "cli:test", ACTOR).await.expect("bulk");
+        let report = s.revoke_certificates(&ids, crl_reason(1), "cli:test", ACTOR).await.expect("bulk");
         assert_eq!(report.revoked.len(), ids.len());
         assert_eq!(s.revocation_epoch().await.expect("epoch"), 2);
         assert_eq!(s.revoked_in_epochs(0, 2).await.expect("all").len(), ids.len());
@@ -213,13 +220,16 @@ async fn renew_now_pulls_the_renewal_window_into_the_past() {
     for t in testkit::all().await {
         let s = &t.store;
         let ca = issuer(s).await;
-        let (id, serial) = issue(s, &ca, &["ari.example"], None, unix_now() + 30 * DAY).await;
+        let (id, serial) = issue(s, &ca, &["ari.example"], None, s.now() + 30 * DAY).await;
         assert_eq!(s.certificate(id).await.expect("row").renewal_due_at, None);
         s.mark_renewal_due(id, ACTOR).await.expect("mark");
         let due = s.certificate(id).await.expect("row").renewal_due_at.expect("due");
-        assert!(due <= unix_now() && due > unix_now() - 60);
+        assert!(due <= s.now() && due > s.now() - 60);
         assert_eq!(s.serial_status(&ca.1, &serial).await.expect("status"), SerialStatus::Good, "not revoked");
-        assert!(matches!(s.mark_renewal_due(id + 1000, ACTOR).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            s.mark_renewal_due(CertificateId(id.get() + 1000), ACTOR).await,
+            Err(StoreError::NotFound { .. })
+        ));
         assert_eq!(audit_count(s, "certificate.renewal_due").await, 1);
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::StoreError;
+use crate::ids::GroupId;
 use std::sync::Arc;
 
 #[tokio::test]
@@ -25,7 +26,7 @@ async fn an_account_per_key_and_the_second_request_writes_nothing() {
         assert_eq!(audit_total(s).await, total, "an existing account writes nothing");
         assert_eq!(audit_subjects(s, "account.create").await, [format!("account:{}", created.id)]);
 
-        let missing = s.account(created.id + 1000).await.expect_err("no such account");
+        let missing = s.account(AccountId(created.id.get() + 1000)).await.expect_err("no such account");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
 
         let contacts = vec!["mailto:a@example.com".to_owned(), "mailto:b@example.com".to_owned()];
@@ -74,7 +75,7 @@ async fn external_account_binding_binds_a_key_id_once() {
     for t in testkit::all().await {
         let s = &t.store;
         let pool = s.raw_pool_for_tests();
-        let group: i64 = sqlx::query_scalar(
+        let group: GroupId = sqlx::query_scalar(
             "INSERT INTO account_groups (name, created_at, updated_at) VALUES ('team', 0, 0) RETURNING id",
         )
         .fetch_one(pool)
@@ -94,7 +95,7 @@ async fn external_account_binding_binds_a_key_id_once() {
         new.eab_key_id = Some("kid-1".into());
         let account = s.create_account(&new, ACTOR).await.expect("create").into_record();
         assert_eq!((account.group_id, account.eab_key_id.as_deref()), (Some(group), Some("kid-1")));
-        let used: Option<i64> =
+        let used: Option<AccountId> =
             sqlx::query_scalar("SELECT used_by_account FROM eab_credentials WHERE key_id = 'kid-1'")
                 .fetch_one(pool)
                 .await
@@ -141,7 +142,8 @@ async fn key_change_replaces_the_key_once_and_refuses_a_key_in_use() {
         assert!(matches!(taken, StoreError::Conflict { .. }), "{:?}: {taken}", s.backend());
         let same = s.change_account_key(a.id, "new-key", "{}", "new-key", ACTOR).await.expect_err("same key");
         assert!(matches!(same, StoreError::Conflict { .. }), "{same}");
-        let missing = s.change_account_key(a.id + 100, "x", "{}", "y", ACTOR).await.expect_err("no account");
+        let missing =
+            s.change_account_key(AccountId(a.id.get() + 100), "x", "{}", "y", ACTOR).await.expect_err("no account");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
         assert_eq!(s.account(b.id).await.expect("b"), b, "the other account is untouched");
 
@@ -188,7 +190,7 @@ async fn deactivating_an_account_cancels_what_it_started() {
             s.deactivate_account(a.id, ACTOR).await.expect_err("twice"),
             s.update_account_contacts(a.id, &[], ACTOR).await.expect_err("update deactivated"),
             s.create_order(
-                &new_order(a.id, &["x.example.com"], vec![AuthorizationPlan::Create(new_authz("x.example.com"))]),
+                &new_order(s, a.id, &["x.example.com"], vec![AuthorizationPlan::Create(new_authz(s, "x.example.com"))]),
                 ACTOR,
             )
             .await
@@ -196,7 +198,7 @@ async fn deactivating_an_account_cancels_what_it_started() {
         ] {
             assert!(matches!(err, StoreError::Invalid { .. }), "{:?}: {err}", s.backend());
         }
-        let missing = s.deactivate_account(a.id + 100, ACTOR).await.expect_err("missing");
+        let missing = s.deactivate_account(AccountId(a.id.get() + 100), ACTOR).await.expect_err("missing");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
         assert_eq!(audit_subjects(s, "account.deactivate").await, [format!("account:{}", a.id)]);
         assert_audit_intact(s).await;

@@ -1,9 +1,10 @@
 use super::*;
 use crate::StoreError;
+use crate::ids::{AuthorizationId, ChallengeId};
 use std::sync::Arc;
 
 /// Starts every challenge in `challenge_ids` from `per_challenge` tasks at once; returns how many calls won.
-async fn race_starts(store: &Store, challenge_ids: &[i64], per_challenge: usize) -> usize {
+async fn race_starts(store: &Store, challenge_ids: &[ChallengeId], per_challenge: usize) -> usize {
     let barrier = Arc::new(tokio::sync::Barrier::new(challenge_ids.len() * per_challenge));
     let mut tasks = Vec::new();
     for &id in challenge_ids {
@@ -11,7 +12,7 @@ async fn race_starts(store: &Store, challenge_ids: &[i64], per_challenge: usize)
             let (store, barrier) = (store.clone(), Arc::clone(&barrier));
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                store.start_challenge(id, unix_now(), ACTOR).await
+                store.start_challenge(id, store.now(), ACTOR).await
             }));
         }
     }
@@ -34,11 +35,11 @@ async fn exactly_one_concurrent_start_wins() {
         assert_eq!(race_starts(s, &[one.challenges[0].id], 16).await, 1, "{:?}", s.backend());
         assert_eq!(s.challenge(one.challenges[0].id).await.expect("read").status, ChallengeStatus::Processing);
         // While it is processing, its sibling cannot start.
-        assert!(!s.start_challenge(one.challenges[1].id, unix_now(), ACTOR).await.expect("sibling"));
+        assert!(!s.start_challenge(one.challenges[1].id, s.now(), ACTOR).await.expect("sibling"));
 
         // Eight callers on each of two challenges of one authorization: still one winner.
         let two = s.authorization(o.authorization_ids[1]).await.expect("authz");
-        let ids: Vec<i64> = two.challenges.iter().map(|c| c.id).collect();
+        let ids: Vec<ChallengeId> = two.challenges.iter().map(|c| c.id).collect();
         assert_eq!(race_starts(s, &ids, 8).await, 1, "{:?}", s.backend());
         let statuses: Vec<_> =
             s.authorization(two.id).await.expect("authz").challenges.iter().map(|c| c.status).collect();
@@ -61,8 +62,8 @@ async fn a_challenge_starts_only_on_a_live_pending_authorization() {
         assert!(s.start_challenge(expiring.challenges[0].id, expiring.expires_at, ACTOR).await.expect("start"));
 
         let deactivated = s.deactivate_authorization(o.authorization_ids[1], ACTOR).await.expect("deactivate");
-        assert!(!s.start_challenge(deactivated.challenges[0].id, unix_now(), ACTOR).await.expect("start"));
-        let missing = s.start_challenge(deactivated.challenges[1].id + 100, unix_now(), ACTOR).await;
+        assert!(!s.start_challenge(deactivated.challenges[0].id, s.now(), ACTOR).await.expect("start"));
+        let missing = s.start_challenge(ChallengeId(deactivated.challenges[1].id.get() + 100), s.now(), ACTOR).await;
         assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
         assert_eq!(audit_count(s, "challenge.start").await, 1);
     }
@@ -77,15 +78,15 @@ async fn a_valid_challenge_makes_the_orders_ready_once_all_their_authorizations_
         let [authz_a, authz_b] = [0, 1].map(|i| both.authorization_ids[i]);
         // A second order listing only the first authorization.
         let single = s
-            .create_order(&new_order(a.id, &["a.example.com"], vec![AuthorizationPlan::Reuse(authz_a)]), ACTOR)
+            .create_order(&new_order(s, a.id, &["a.example.com"], vec![AuthorizationPlan::Reuse(authz_a)]), ACTOR)
             .await
             .expect("second order");
 
         let challenge = s.authorization(authz_a).await.expect("authz").challenges[0].id;
-        let early = s.finish_challenge(challenge, &valid_outcome(), ACTOR).await.expect_err("not processing");
+        let early = s.finish_challenge(challenge, &valid_outcome(s), ACTOR).await.expect_err("not processing");
         assert!(matches!(early, StoreError::Invalid { .. }), "{early}");
-        assert!(s.start_challenge(challenge, unix_now(), ACTOR).await.expect("start"));
-        let outcome = valid_outcome();
+        assert!(s.start_challenge(challenge, s.now(), ACTOR).await.expect("start"));
+        let outcome = valid_outcome(s);
         let ChallengeOutcome::Valid { validated_at, authorization_expires_at, .. } = outcome.clone() else {
             unreachable!()
         };
@@ -106,7 +107,7 @@ async fn a_valid_challenge_makes_the_orders_ready_once_all_their_authorizations_
         validate(s, authz_b).await;
         assert_eq!(s.order(both.id).await.expect("both").status, OrderStatus::Ready);
 
-        let twice = s.finish_challenge(challenge, &valid_outcome(), ACTOR).await.expect_err("finished twice");
+        let twice = s.finish_challenge(challenge, &valid_outcome(s), ACTOR).await.expect_err("finished twice");
         assert!(matches!(twice, StoreError::Invalid { .. }), "{twice}");
         let details: String = sqlx::query_scalar(
             "SELECT details_json FROM audit_log WHERE action = 'challenge.valid' ORDER BY seq LIMIT 1",
@@ -127,7 +128,7 @@ async fn an_invalid_challenge_invalidates_its_authorization_and_pending_orders()
         let a = account(s).await;
         let o = order(s, a.id, &["a.example.com", "b.example.com"]).await;
         let challenge = s.authorization(o.authorization_ids[0]).await.expect("authz").challenges[1].id;
-        assert!(s.start_challenge(challenge, unix_now(), ACTOR).await.expect("start"));
+        assert!(s.start_challenge(challenge, s.now(), ACTOR).await.expect("start"));
         let outcome = invalid_outcome();
         let ChallengeOutcome::Invalid { error } = outcome.clone() else { unreachable!() };
         let authz = s.finish_challenge(challenge, &outcome, ACTOR).await.expect("finish");
@@ -142,7 +143,7 @@ async fn an_invalid_challenge_invalidates_its_authorization_and_pending_orders()
         assert_eq!((order.status, order.error.as_ref()), (OrderStatus::Invalid, Some(&error)));
         assert_eq!(s.authorization(o.authorization_ids[1]).await.expect("b").status, AuthorizationStatus::Pending);
         // The authorization is no longer pending: its other challenge cannot start.
-        assert!(!s.start_challenge(authz.challenges[0].id, unix_now(), ACTOR).await.expect("start other"));
+        assert!(!s.start_challenge(authz.challenges[0].id, s.now(), ACTOR).await.expect("start other"));
         assert_eq!(audit_subjects(s, "challenge.invalid").await, [format!("challenge:{challenge}")]);
         assert_audit_intact(s).await;
     }
@@ -155,9 +156,9 @@ async fn a_challenge_finishing_after_deactivation_leaves_the_authorization_deact
         let a = account(s).await;
         let o = order(s, a.id, &["a.example.com"]).await;
         let challenge = s.authorization(o.authorization_ids[0]).await.expect("authz").challenges[0].id;
-        assert!(s.start_challenge(challenge, unix_now(), ACTOR).await.expect("start"));
+        assert!(s.start_challenge(challenge, s.now(), ACTOR).await.expect("start"));
         s.deactivate_authorization(o.authorization_ids[0], ACTOR).await.expect("deactivate");
-        let authz = s.finish_challenge(challenge, &valid_outcome(), ACTOR).await.expect("finish");
+        let authz = s.finish_challenge(challenge, &valid_outcome(s), ACTOR).await.expect("finish");
         assert_eq!(authz.status, AuthorizationStatus::Deactivated);
         assert_eq!(s.order(o.id).await.expect("order").status, OrderStatus::Invalid);
         assert_audit_intact(s).await;
@@ -178,7 +179,7 @@ async fn concurrent_validations_of_one_order_leave_it_ready() {
             let o = order(s, a.id, &[&format!("a{i}.example.com"), &format!("b{i}.example.com")]).await;
             for &authz in &o.authorization_ids {
                 let c = s.authorization(authz).await.expect("authz").challenges[0].id;
-                assert!(s.start_challenge(c, unix_now(), ACTOR).await.expect("start"));
+                assert!(s.start_challenge(c, s.now(), ACTOR).await.expect("start"));
                 challenges.push(c);
             }
             orders.push(o.id);
@@ -190,7 +191,7 @@ async fn concurrent_validations_of_one_order_leave_it_ready() {
                 let (store, barrier) = (s.clone(), Arc::clone(&barrier));
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.finish_challenge(c, &valid_outcome(), ACTOR).await
+                    store.finish_challenge(c, &valid_outcome(&store), ACTOR).await
                 })
             })
             .collect();
@@ -214,9 +215,10 @@ async fn deactivating_an_authorization_invalidates_its_live_orders() {
         let pending = s
             .create_order(
                 &new_order(
+                    s,
                     a.id,
                     &["www.example.com", "b.example.com"],
-                    vec![AuthorizationPlan::Reuse(authz_id), AuthorizationPlan::Create(new_authz("b.example.com"))],
+                    vec![AuthorizationPlan::Reuse(authz_id), AuthorizationPlan::Create(new_authz(s, "b.example.com"))],
                 ),
                 ACTOR,
             )
@@ -235,7 +237,8 @@ async fn deactivating_an_authorization_invalidates_its_live_orders() {
 
         let again = s.deactivate_authorization(authz_id, ACTOR).await.expect_err("twice");
         assert!(matches!(again, StoreError::Invalid { .. }), "{again}");
-        let missing = s.deactivate_authorization(authz_id + 100, ACTOR).await.expect_err("missing");
+        let missing =
+            s.deactivate_authorization(AuthorizationId(authz_id.get() + 100), ACTOR).await.expect_err("missing");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
         assert_eq!(audit_subjects(s, "authorization.deactivate").await, [format!("authorization:{authz_id}")]);
         assert_audit_intact(s).await;

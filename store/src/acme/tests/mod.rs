@@ -7,9 +7,10 @@ mod finalize;
 mod orders;
 
 use super::*;
+use crate::Store;
+use crate::ids::{AccountId, AuthorizationId, CertificateId};
 use crate::inventory::{CertificateSource, NewCertificate};
 use crate::testkit;
-use crate::{Store, unix_now};
 use serde_json::json;
 use sha2::Digest;
 
@@ -42,11 +43,11 @@ fn dns(value: &str) -> StoredIdentifier {
     StoredIdentifier::new("dns", value)
 }
 
-fn new_authz(value: &str) -> NewAuthorization {
+fn new_authz(store: &Store, value: &str) -> NewAuthorization {
     NewAuthorization {
         identifier: dns(value),
         wildcard: false,
-        expires_at: unix_now() + 7 * DAY,
+        expires_at: store.now() + 7 * DAY,
         challenges: vec![
             NewChallenge { kind: ChallengeType::Http01, token: random_hex(16) },
             NewChallenge { kind: ChallengeType::Dns01, token: random_hex(16) },
@@ -54,7 +55,12 @@ fn new_authz(value: &str) -> NewAuthorization {
     }
 }
 
-fn new_order(account_id: i64, values: &[&str], authorizations: Vec<AuthorizationPlan>) -> NewOrder {
+fn new_order(
+    store: &Store,
+    account_id: AccountId,
+    values: &[&str],
+    authorizations: Vec<AuthorizationPlan>,
+) -> NewOrder {
     NewOrder {
         account_id,
         identifiers: values.iter().map(|v| dns(v)).collect(),
@@ -62,21 +68,21 @@ fn new_order(account_id: i64, values: &[&str], authorizations: Vec<Authorization
         not_before: None,
         not_after: None,
         replaces: None,
-        expires_at: unix_now() + 7 * DAY,
+        expires_at: store.now() + 7 * DAY,
         authorizations,
     }
 }
 
 /// An order with a new authorization for each name.
-async fn order(store: &Store, account_id: i64, values: &[&str]) -> OrderRecord {
-    let plans = values.iter().map(|v| AuthorizationPlan::Create(new_authz(v))).collect();
-    store.create_order(&new_order(account_id, values, plans), ACTOR).await.expect("create order")
+async fn order(store: &Store, account_id: AccountId, values: &[&str]) -> OrderRecord {
+    let plans = values.iter().map(|v| AuthorizationPlan::Create(new_authz(store, v))).collect();
+    store.create_order(&new_order(store, account_id, values, plans), ACTOR).await.expect("create order")
 }
 
-fn valid_outcome() -> ChallengeOutcome {
+fn valid_outcome(store: &Store) -> ChallengeOutcome {
     ChallengeOutcome::Valid {
-        validated_at: unix_now(),
-        authorization_expires_at: unix_now() + 30 * DAY,
+        validated_at: store.now(),
+        authorization_expires_at: store.now() + 30 * DAY,
         record: json!({ "url": "http://www.example.com/.well-known/acme-challenge/x", "address": "192.0.2.1" }),
     }
 }
@@ -88,15 +94,15 @@ fn invalid_outcome() -> ChallengeOutcome {
 }
 
 /// Validates an authorization through its first challenge.
-async fn validate(store: &Store, authorization_id: i64) -> AuthorizationRecord {
+async fn validate(store: &Store, authorization_id: AuthorizationId) -> AuthorizationRecord {
     let authz = store.authorization(authorization_id).await.expect("authorization");
     let challenge = authz.challenges[0].id;
-    assert!(store.start_challenge(challenge, unix_now(), ACTOR).await.expect("start"));
-    store.finish_challenge(challenge, &valid_outcome(), ACTOR).await.expect("finish")
+    assert!(store.start_challenge(challenge, store.now(), ACTOR).await.expect("start"));
+    store.finish_challenge(challenge, &valid_outcome(store), ACTOR).await.expect("finish")
 }
 
 /// A ready order for one name.
-async fn ready_order(store: &Store, account_id: i64) -> OrderRecord {
+async fn ready_order(store: &Store, account_id: AccountId) -> OrderRecord {
     let order = order(store, account_id, &["www.example.com"]).await;
     validate(store, order.authorization_ids[0]).await;
     let order = store.order(order.id).await.expect("order");
@@ -105,8 +111,8 @@ async fn ready_order(store: &Store, account_id: i64) -> OrderRecord {
 }
 
 /// A pending inventory row, as finalization reserves it before signing.
-async fn reserve(store: &Store, account_id: i64) -> i64 {
-    let now = unix_now();
+async fn reserve(store: &Store, account_id: AccountId) -> CertificateId {
+    let now = store.now();
     let cert = NewCertificate {
         issuer_id: None,
         issuer_key_id: vec![7; 20],
@@ -128,14 +134,35 @@ async fn reserve(store: &Store, account_id: i64) -> i64 {
 }
 
 /// A certificate issued through an order, returning (order, certificate id).
-async fn issued(store: &Store, account_id: i64) -> (OrderRecord, i64) {
+async fn issued(store: &Store, account_id: AccountId) -> (OrderRecord, CertificateId) {
     let order = ready_order(store, account_id).await;
     let cert = reserve(store, account_id).await;
     assert!(store.begin_finalize(order.id, b"csr", cert, ACTOR).await.expect("finalize"));
     let der = format!("certificate {cert} {}", random_hex(8)).into_bytes();
     let sha = sha2::Sha256::digest(&der).to_vec();
-    let order = store.complete_order(order.id, &der, &sha, None, ACTOR).await.expect("complete");
+    let event = issue_event(store, &order, cert, &sha, None).await;
+    let order = store.complete_order(order.id, &der, &sha, None, &event).await.expect("complete");
     (order, cert)
+}
+
+/// The `certificate.issue` event the caller of `complete_order` words for the order's reserved certificate.
+async fn issue_event(
+    store: &Store,
+    order: &OrderRecord,
+    cert: CertificateId,
+    sha256: &[u8],
+    replaces: Option<CertificateId>,
+) -> AuditEvent {
+    let reserved = store.certificate(cert).await.expect("reserved certificate");
+    AuditEvent::new(ACTOR, "certificate.issue", reserved.serial.clone()).with_details(json!({
+        "inventory_id": cert,
+        "serial": reserved.serial,
+        "names": reserved.names,
+        "order_id": order.id,
+        "account_id": order.account_id,
+        "sha256": hex::encode(sha256),
+        "replaces_certificate_id": replaces,
+    }))
 }
 
 async fn audit_count(store: &Store, action: &str) -> i64 {

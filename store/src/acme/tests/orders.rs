@@ -1,5 +1,6 @@
 use super::*;
 use crate::StoreError;
+use crate::ids::{AuthorizationId, OrderId};
 
 #[tokio::test]
 async fn an_order_creates_and_reuses_authorizations_in_the_listed_order() {
@@ -27,8 +28,9 @@ async fn an_order_creates_and_reuses_authorizations_in_the_listed_order() {
         validate(s, reused_a).await;
 
         // Listed new-then-reused: the new authorization has the higher id but comes first, as listed.
-        let mut plans = vec![AuthorizationPlan::Create(new_authz("c.example.com")), AuthorizationPlan::Reuse(reused_a)];
-        let mut new = new_order(a.id, &["c.example.com", "a.example.com"], plans.clone());
+        let mut plans =
+            vec![AuthorizationPlan::Create(new_authz(s, "c.example.com")), AuthorizationPlan::Reuse(reused_a)];
+        let mut new = new_order(s, a.id, &["c.example.com", "a.example.com"], plans.clone());
         new.profile = Some("tls-server".into());
         new.not_before = Some(1);
         new.not_after = Some(2);
@@ -40,24 +42,27 @@ async fn an_order_creates_and_reuses_authorizations_in_the_listed_order() {
             (second.profile.as_deref(), second.not_before, second.not_after),
             (Some("tls-server"), Some(1), Some(2))
         );
-        let listed: Vec<i64> = s.order_authorizations(second.id).await.expect("authzs").iter().map(|z| z.id).collect();
+        let listed: Vec<AuthorizationId> =
+            s.order_authorizations(second.id).await.expect("authzs").iter().map(|z| z.id).collect();
         assert_eq!(listed, second.authorization_ids);
 
         // Every authorization reused and valid: ready at once.
         validate(s, first.authorization_ids[1]).await;
         plans = vec![AuthorizationPlan::Reuse(first.authorization_ids[1]), AuthorizationPlan::Reuse(reused_a)];
-        let third =
-            s.create_order(&new_order(a.id, &["b.example.com", "a.example.com"], plans), ACTOR).await.expect("third");
+        let third = s
+            .create_order(&new_order(s, a.id, &["b.example.com", "a.example.com"], plans), ACTOR)
+            .await
+            .expect("third");
         assert_eq!(third.status, OrderStatus::Ready);
         assert_eq!(third.authorization_ids, [first.authorization_ids[1], reused_a]);
 
         assert_eq!(s.account_orders(a.id, None, 10).await.expect("list"), [first.id, second.id, third.id]);
         assert_eq!(s.account_orders(a.id, Some(first.id), 1).await.expect("page"), [second.id]);
-        assert!(s.account_orders(a.id + 100, None, 10).await.expect("none").is_empty());
+        assert!(s.account_orders(AccountId(a.id.get() + 100), None, 10).await.expect("none").is_empty());
         assert!(matches!(s.account_orders(a.id, None, -1).await, Err(StoreError::Invalid { .. })));
-        let missing = s.order(third.id + 100).await.expect_err("no order");
+        let missing = s.order(OrderId(third.id.get() + 100)).await.expect_err("no order");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
-        let missing = s.order_authorizations(third.id + 100).await.expect_err("no order");
+        let missing = s.order_authorizations(OrderId(third.id.get() + 100)).await.expect_err("no order");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
 
         let subjects = audit_subjects(s, "order.create").await;
@@ -76,7 +81,7 @@ async fn an_authorization_is_reused_only_by_its_account_while_live() {
         let [live, deactivated, expired] = [0, 1, 2].map(|i| existing.authorization_ids[i]);
         s.deactivate_authorization(deactivated, ACTOR).await.expect("deactivate");
         sqlx::query("UPDATE authorizations SET expires_at = $1 WHERE id = $2")
-            .bind(unix_now() - 1)
+            .bind(s.now() - 1)
             .bind(expired)
             .execute(s.raw_pool_for_tests())
             .await
@@ -85,29 +90,31 @@ async fn an_authorization_is_reused_only_by_its_account_while_live() {
         let orders_before = count(s, "SELECT COUNT(*) FROM orders").await;
         let authzs_before = count(s, "SELECT COUNT(*) FROM authorizations").await;
         let audit_before = audit_total(s).await;
-        let plans_for = |account_id: i64, reuse: i64| {
+        let plans_for = |account_id: AccountId, reuse: AuthorizationId| {
             new_order(
+                s,
                 account_id,
                 &["new.example.com", "x"],
-                vec![AuthorizationPlan::Create(new_authz("new.example.com")), AuthorizationPlan::Reuse(reuse)],
+                vec![AuthorizationPlan::Create(new_authz(s, "new.example.com")), AuthorizationPlan::Reuse(reuse)],
             )
         };
         for (new, why) in [
             (plans_for(b.id, live), "another account's authorization"),
             (plans_for(a.id, deactivated), "a deactivated authorization"),
             (plans_for(a.id, expired), "an expired authorization"),
-            (plans_for(a.id, live + 1000), "no such authorization"),
+            (plans_for(a.id, AuthorizationId(live.get() + 1000)), "no such authorization"),
             (
-                new_order(a.id, &["x"], vec![AuthorizationPlan::Reuse(live), AuthorizationPlan::Reuse(live)]),
+                new_order(s, a.id, &["x"], vec![AuthorizationPlan::Reuse(live), AuthorizationPlan::Reuse(live)]),
                 "the same authorization twice",
             ),
-            (new_order(a.id, &["x"], vec![]), "no authorizations"),
-            (new_order(a.id, &[], vec![AuthorizationPlan::Reuse(live)]), "no identifiers"),
+            (new_order(s, a.id, &["x"], vec![]), "no authorizations"),
+            (new_order(s, a.id, &[], vec![AuthorizationPlan::Reuse(live)]), "no identifiers"),
             (
                 new_order(
+                    s,
                     a.id,
                     &["x"],
-                    vec![AuthorizationPlan::Create(NewAuthorization { challenges: vec![], ..new_authz("x") })],
+                    vec![AuthorizationPlan::Create(NewAuthorization { challenges: vec![], ..new_authz(s, "x") })],
                 ),
                 "no challenges",
             ),
@@ -115,7 +122,8 @@ async fn an_authorization_is_reused_only_by_its_account_while_live() {
             let err = s.create_order(&new, ACTOR).await.expect_err(why);
             assert!(matches!(err, StoreError::Invalid { .. }), "{:?}, {why}: {err}", s.backend());
         }
-        let missing = s.create_order(&plans_for(b.id + 100, live), ACTOR).await.expect_err("no account");
+        let missing =
+            s.create_order(&plans_for(AccountId(b.id.get() + 100), live), ACTOR).await.expect_err("no account");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
         // Refused orders leave nothing behind: no order, no half-created authorization, no audit entry.
         assert_eq!(count(s, "SELECT COUNT(*) FROM orders").await, orders_before);
@@ -133,20 +141,20 @@ async fn the_reusable_authorization_is_valid_first_then_longest_lived() {
     for t in testkit::all().await {
         let s = &t.store;
         let a = account(s).await;
-        let now = unix_now();
+        let now = s.now();
         let name = dns("reuse.example.com");
         assert_eq!(s.find_reusable_authorization(a.id, &name, false, now).await.expect("none"), None);
 
-        let mut short = new_authz("reuse.example.com");
+        let mut short = new_authz(s, "reuse.example.com");
         short.expires_at = now + DAY;
-        let mut long = new_authz("reuse.example.com");
+        let mut long = new_authz(s, "reuse.example.com");
         long.expires_at = now + 5 * DAY;
-        let mut wildcard = new_authz("reuse.example.com");
+        let mut wildcard = new_authz(s, "reuse.example.com");
         wildcard.wildcard = true;
         wildcard.expires_at = now + 9 * DAY;
         let plans = [short, long, wildcard].map(AuthorizationPlan::Create).to_vec();
         let o = s
-            .create_order(&new_order(a.id, &["reuse.example.com", "*.reuse.example.com"], plans), ACTOR)
+            .create_order(&new_order(s, a.id, &["reuse.example.com", "*.reuse.example.com"], plans), ACTOR)
             .await
             .expect("order");
         let [short_id, long_id, wildcard_id] = [0, 1, 2].map(|i| o.authorization_ids[i]);
@@ -179,7 +187,7 @@ async fn one_live_order_replaces_a_certificate() {
         let s = &t.store;
         let a = account(s).await;
         let replacing = |name: &str| {
-            let mut new = new_order(a.id, &[name], vec![AuthorizationPlan::Create(new_authz(name))]);
+            let mut new = new_order(s, a.id, &[name], vec![AuthorizationPlan::Create(new_authz(s, name))]);
             new.replaces = Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".into());
             new
         };
@@ -217,7 +225,7 @@ async fn invalidating_an_order_only_from_pending_or_ready() {
         }
         let again = s.invalidate_order(pending.id, &error, ACTOR).await.expect_err("twice");
         assert!(matches!(again, StoreError::Invalid { .. }), "{again}");
-        let missing = s.invalidate_order(ready.id + 100, &error, ACTOR).await.expect_err("missing");
+        let missing = s.invalidate_order(OrderId(ready.id.get() + 100), &error, ACTOR).await.expect_err("missing");
         assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
         assert_eq!(audit_subjects(s, "order.invalid").await, [pending.id, ready.id].map(|id| format!("order:{id}")));
         assert_audit_intact(s).await;
