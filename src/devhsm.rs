@@ -7,18 +7,18 @@ use anyhow::{Context, Result};
 use castellan_hsm::{PinSource, TokenSetup};
 use std::path::Path;
 
-/// Points SoftHSM2 at the dev token directory. Must run before any thread starts: it sets an environment
-/// variable that SoftHSM reads when the module initialises.
-pub fn prepare_environment(dev: &DevToken) -> Result<()> {
-    castellan_hsm::write_softhsm_config(&dev.softhsm_conf, &dev.token_dir)
-        .with_context(|| format!("writing {}", dev.softhsm_conf.display()))?;
+/// Points SoftHSM2 at the dev token's configuration. Must run before any thread starts: it sets an environment
+/// variable, which SoftHSM reads when the module initialises (later, once [`ensure_dev_token`] wrote the file).
+/// Nothing is written here: a command that fails before it needs the token leaves nothing behind.
+pub fn prepare_environment(dev: &DevToken) {
     // SAFETY: called from main before the async runtime or any other thread exists.
     unsafe { std::env::set_var("SOFTHSM2_CONF", &dev.softhsm_conf) };
-    Ok(())
 }
 
-/// Creates the dev token and its PIN files unless they exist.
+/// Creates the dev token, its configuration and its PIN files unless they exist.
 pub fn ensure_dev_token(dev: &DevToken) -> Result<()> {
+    castellan_hsm::write_softhsm_config(&dev.softhsm_conf, &dev.token_dir)
+        .with_context(|| format!("writing {}", dev.softhsm_conf.display()))?;
     let PinSource::File(user_pin_file) = &dev.config.pin else {
         anyhow::bail!("the dev token keeps its PIN in a file");
     };

@@ -83,7 +83,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let mut settings = Settings::load(cli.config.as_deref(), cli.data_dir, cli.database_url)?;
     // Before any thread exists: SoftHSM reads its configuration path from the environment.
     if let HsmSetting::Dev(dev) = &settings.hsm {
-        devhsm::prepare_environment(dev)?;
+        devhsm::prepare_environment(dev);
     }
     let clock = clock_from_environment();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -1,6 +1,9 @@
 //! instant-acme, a Rust ACME client, against `castellan serve`: the full flow with profiles, ARI renewal
 //! information and `replaces`, key rollover, authorization and account deactivation.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::acme::Acme;

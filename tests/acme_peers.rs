@@ -5,6 +5,9 @@
 //! Each test runs its own bind9 and its own castellan; castellan's VA resolves through that bind9 (every name
 //! under castellan.test is 127.0.0.1) and connects to the ports the client listens on.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::dns::TestDns;

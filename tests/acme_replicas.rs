@@ -1,6 +1,9 @@
 //! Two `castellan serve` replicas on one PostgreSQL store, behind one external URL: a nonce from one replica is
 //! good on the other, and a request replayed to both at once succeeds on exactly one of them.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use castellan_acme_proto::{JwsSigner, KeyRef};

@@ -1,6 +1,9 @@
 //! `castellan ca …` end to end: the ceremony, its refusal to overwrite, issuing from CSRs, and the enterprise
 //! path where an external root (made here with openssl) signs our intermediate.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{castellan, ok, openssl_p256_csr, run, split_leaf, text, write};
@@ -278,4 +281,19 @@ fn a_configured_token_with_the_pin_from_the_environment() {
     let root_text = openssl(dir.path(), &["x509", "-in", "var/ca/root.pem", "-noout", "-text"]);
     assert!(root_text.contains("Public-Key: (3072 bit)"), "{root_text}");
     assert!(root_text.contains("sha256WithRSAEncryption"), "{root_text}");
+}
+
+/// A leaf always says where its revocation status is published, even issued by the CLI before any server ran:
+/// the configured HTTP listener's address, the one `castellan serve` will publish at.
+#[test]
+fn leaves_from_the_cli_carry_crl_and_ocsp_urls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("var");
+    ok(castellan().args(["ca", "init"]).arg("--data-dir").arg(&data));
+    let csr = openssl_p256_csr(dir.path(), "leaf", "/CN=svc.corp.example", &[]);
+    let chain = ok(castellan().args(["certificate", "issue", "--csr"]).arg(&csr).arg("--data-dir").arg(&data));
+    write(dir.path(), "leaf.pem", split_leaf(&chain).0);
+    let text_out = openssl(dir.path(), &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+    assert!(text_out.contains("URI:http://127.0.0.1:8080/crl/"), "{text_out}");
+    assert!(text_out.contains("OCSP - URI:http://127.0.0.1:8080/ocsp"), "{text_out}");
 }

@@ -1,6 +1,9 @@
 //! The inventory and the audit log seen from the command line: issuance is recorded, the chain verifies, a
 //! tampered log is caught, a newer schema is refused, and the same binary runs on PostgreSQL.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Server, castellan, curl, ok, openssl_p256_csr, run, split_leaf, text, write};

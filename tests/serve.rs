@@ -1,6 +1,9 @@
 //! `castellan serve` end to end: first start on an empty data directory, HTTPS with a certificate from its own
 //! HSM-backed CA, restart reusing everything, and renewal of the server certificate while it runs.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Server, curl, ok, served_serial, text, write};
@@ -79,4 +82,33 @@ fn the_server_certificate_is_renewed_before_it_expires() {
     let log = server.stop();
     assert!(renewed.is_some(), "the served certificate never changed:\n{log}");
     assert!(log.contains("renewed the server's TLS certificate"), "{log}");
+}
+
+/// What can fail cheaply fails first: an address in use stops `serve` before it makes a token or a CA.
+#[test]
+fn an_address_in_use_stops_serve_before_anything_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("var");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    for (https, http) in [(address.as_str(), "127.0.0.1:0"), ("127.0.0.1:0", address.as_str())] {
+        let flag = if https == address { "--listen" } else { "--http-listen" };
+        let mut cmd = common::castellan();
+        cmd.args(["serve", "--data-dir"]).arg(&data).args(["--listen", https, "--http-listen", http]);
+        let out = common::run(&mut cmd);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{flag}: {stderr}");
+        assert!(stderr.contains(&address) && stderr.contains("in use"), "{flag}: {stderr}");
+        assert!(!data.join("hsm").exists() && !data.join("ca").exists(), "{flag}: nothing is created");
+    }
+}
+
+/// Logs written to a pipe (or a file) are plain text: colour only on a terminal.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("var"), None);
+    let log = server.stop();
+    assert!(log.contains("castellan is serving"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a piped log:\n{log}");
 }

@@ -11,10 +11,11 @@
 //! `pending` for an operator (`castellan certificate search --status pending`). A crash can leave a pending row
 //! naming what may have been signed, never a signed certificate the inventory lacks.
 
+use crate::Authority;
 use crate::actor::Actor;
+use crate::clock::{rfc3339, unix_seconds};
 use crate::error::Result;
 use crate::issuing::{Prepared, Requester};
-use crate::{Authority, clock::unix_seconds};
 use castellan_ca::CaError;
 use castellan_hsm::HsmSignature;
 use castellan_store::audit::AuditEvent;
@@ -197,8 +198,8 @@ fn issuance_event(reservation: &Reservation, binding: &Binding, sha256: &[u8], a
         "profile": profile_name(reservation),
         "source": requester.source.as_str(),
         "names": facts.names,
-        "not_before": unix_seconds(facts.not_before),
-        "not_after": unix_seconds(facts.not_after),
+        "not_before": rfc3339(unix_seconds(facts.not_before)),
+        "not_after": rfc3339(unix_seconds(facts.not_after)),
         "account_id": requester.account_id,
         "owner": requester.owner,
         "order_id": order_id,

@@ -1,6 +1,9 @@
 //! An authority for tests: a root and an intermediate with keys in the process's SoftHSM2 test token, a fresh
 //! SQLite store, and the clock the test gives (a manual one, moved instead of sleeping).
 
+// Test support: a broken test machine fails the test that asked, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crate::{Authority, Clock, IssuingCa};
 use castellan_ca::{AuthorityUrls, Issuer, NameConstraintSpec, Profiles};
 use castellan_hsm::{HsmSignature, KeySpec, testkit as hsm_testkit};
@@ -13,11 +16,13 @@ use std::time::Duration;
 pub struct TestAuthority {
     pub authority: Authority,
     pub store: TestStore,
+    /// The issuing key's label in the token (a test may take it away to see signing fail).
+    pub intermediate_key: String,
 }
 
 /// A CA valid from an hour before `clock`'s now for a year, leaves pointing at `http://status.test`.
 pub async fn authority(clock: Clock) -> TestAuthority {
-    authority_on(testkit::sqlite().await, clock).await
+    authority_on(testkit::memory().await, clock).await
 }
 
 /// The same CA over the given test store (PostgreSQL, for tests of replicas).
@@ -35,7 +40,8 @@ pub async fn authority_on(store: TestStore, clock: Clock) -> TestAuthority {
         from,
     )
     .expect("root");
-    let int_key = hsm.generate_key_pair(&hsm_testkit::unique_label("test-int"), KeySpec::EcP256).expect("key");
+    let intermediate_key = hsm_testkit::unique_label("test-int");
+    let int_key = hsm.generate_key_pair(&intermediate_key, KeySpec::EcP256).expect("key");
     let intermediate = castellan_ca::sign_intermediate::<_, HsmSignature>(
         &root_signer,
         &root,
@@ -59,7 +65,7 @@ pub async fn authority_on(store: TestStore, clock: Clock) -> TestAuthority {
         &root,
         Some("test-root"),
         &intermediate,
-        "test-int",
+        &intermediate_key,
         hsm_testkit::TOKEN_LABEL,
     )
     .await
@@ -77,5 +83,5 @@ pub async fn authority_on(store: TestStore, clock: Clock) -> TestAuthority {
         root_pem,
         chain_pem,
     };
-    TestAuthority { authority: Authority::new(store.store.clone(), clock, ca), store }
+    TestAuthority { authority: Authority::new(store.store.clone(), clock, ca), store, intermediate_key }
 }

@@ -72,7 +72,10 @@ fn main() -> Result<()> {
             move |i| {
                 let csr = &csrs[i as usize % csrs.len()];
                 issuer
-                    .issue::<HsmSignature>(&IssuanceRequest { csr, profile: "tls-server", lifetime: None })
+                    .issue::<HsmSignature>(
+                        &IssuanceRequest { csr, profile: "tls-server", lifetime: None },
+                        SystemTime::now(),
+                    )
                     .map(|_| ())
                     .context("issue")
             }

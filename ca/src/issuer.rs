@@ -160,15 +160,15 @@ impl<S> Issuer<S> {
         &self.chain_pem
     }
 
-    /// Verifies the CSR, builds and lints the certificate, then signs it.
-    pub fn issue<Sig>(&self, request: &IssuanceRequest<'_>) -> Result<Issued, CaError>
+    /// Verifies the CSR, builds and lints the certificate, then signs it, dated `now`.
+    pub fn issue<Sig>(&self, request: &IssuanceRequest<'_>, now: SystemTime) -> Result<Issued, CaError>
     where
         S: CaSigner<Sig>,
         S::VerifyingKey: EncodePublicKey,
         Sig: SignatureBitStringEncoding,
     {
         let csr = verify_csr(request.csr)?;
-        self.issue_verified(&csr, request.profile, request.lifetime, SystemTime::now())
+        self.issue_verified(&csr, request.profile, request.lifetime, now)
     }
 
     /// Issues for a CSR already verified: `prepare` then `sign_prepared`.

@@ -4,6 +4,9 @@
 //!
 //! These tests need `openssl` (3.x) on PATH and fail, never skip, without it.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use castellan_ca::authority::csr_pem;
 use castellan_ca::{
     AuthorityUrls, CaError, IssuanceRequest, Issuer, NameConstraintSpec, Profiles, check_imported_intermediate,
@@ -189,7 +192,10 @@ fn name_constraints_are_encoded_verified_by_openssl_and_applied_by_the_issuer() 
     .expect("issuer");
     let issue = |csr: Vec<u8>, file: &str| {
         let issued = issuer
-            .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) })
+            .issue::<HsmSignature>(
+                &IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) },
+                SystemTime::now(),
+            )
             .expect("inside the constraints");
         write_cert(dir.path(), file, &issued.certificate);
     };
@@ -204,7 +210,10 @@ fn name_constraints_are_encoded_verified_by_openssl_and_applied_by_the_issuer() 
         (leaf_csr(&["b.corp.example"], &[[192, 168, 1, 1]]), "IP:192.168.1.1"),
     ] {
         let err = issuer
-            .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) })
+            .issue::<HsmSignature>(
+                &IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) },
+                SystemTime::now(),
+            )
             .expect_err("outside the constraints");
         assert!(matches!(&err, castellan_ca::CaError::OutsideNameConstraints { name } if name == refused), "{err}");
     }
@@ -236,7 +245,7 @@ fn rsa_root_signs_an_ec_intermediate_with_pkcs1() {
     .expect("issuer");
     let csr = leaf_csr(&["www.corp.example"], &[]);
     let issued = issuer
-        .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: None })
+        .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: None }, SystemTime::now())
         .expect("issue");
     write_cert(dir.path(), "leaf.pem", &issued.certificate);
     let (ok, out) = verify(dir.path(), Some("intermediate.pem"), "leaf.pem");
@@ -422,7 +431,10 @@ fn enterprise_root_signs_our_intermediate_csr() {
             .expect("issuer from the imported intermediate");
     let leaf_der = leaf_csr(&["app.corp.example"], &[]);
     let issued = issuer
-        .issue::<HsmSignature>(&IssuanceRequest { csr: &leaf_der, profile: "tls-server", lifetime: Some(DAY) })
+        .issue::<HsmSignature>(
+            &IssuanceRequest { csr: &leaf_der, profile: "tls-server", lifetime: Some(DAY) },
+            SystemTime::now(),
+        )
         .expect("issue under the imported intermediate");
     write_cert(d, "leaf.pem", &issued.certificate);
     let (ok, out) = verify(d, Some("intermediate.pem"), "leaf.pem");

@@ -4,6 +4,9 @@
 //!
 //! These tests need `openssl` (3.x) on PATH and fail, never skip, without it.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use castellan_ca::extensions::key_identifier;
 use castellan_ca::key::KeyError;
 use castellan_ca::names::NameError;
@@ -118,7 +121,7 @@ fn ca() -> &'static Ca {
 }
 
 fn issue(csr: &[u8], profile: &str, lifetime: Option<Duration>) -> Result<Issued, CaError> {
-    ca().issuer.issue::<HsmSignature>(&IssuanceRequest { csr, profile, lifetime })
+    ca().issuer.issue::<HsmSignature>(&IssuanceRequest { csr, profile, lifetime }, SystemTime::now())
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -612,7 +615,10 @@ fn the_chain_includes_the_root_when_the_issuer_was_given_it() {
     let issuer = ca.new_issuer(vec![ca.intermediate.clone(), ca.root.clone()]);
     let csr = rust_csr("CN=chain.corp.example", None);
     let issued = issuer
-        .issue::<HsmSignature>(&IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) })
+        .issue::<HsmSignature>(
+            &IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) },
+            SystemTime::now(),
+        )
         .expect("issue");
     let chain = Certificate::load_pem_chain(issued.chain_pem.as_bytes()).expect("chain PEM");
     assert_eq!(chain, vec![issued.certificate.clone(), ca.intermediate.clone(), ca.root.clone()]);
@@ -889,10 +895,11 @@ fn a_huge_configured_lifetime_is_cut_short_or_refused_never_a_panic() {
     let csr = good_csr();
     let request = IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: None };
     // A century fits in a SystemTime: the leaf ends with its issuer.
-    let issued = issuer_with_max(36525 * DAY).issue::<HsmSignature>(&request).expect("a century, cut short");
+    let issued =
+        issuer_with_max(36525 * DAY).issue::<HsmSignature>(&request, SystemTime::now()).expect("a century, cut short");
     assert_eq!(issued.not_after, ca.intermediate.tbs_certificate.validity.not_after.to_system_time());
     // Duration::MAX does not: a typed error, where `SystemTime + Duration` would panic.
-    match issuer_with_max(Duration::MAX).issue::<HsmSignature>(&request) {
+    match issuer_with_max(Duration::MAX).issue::<HsmSignature>(&request, SystemTime::now()) {
         Err(CaError::LifetimeOutOfRange { requested_secs }) => assert_eq!(requested_secs, u64::MAX),
         other => panic!("{:?}", other.map(|i| i.serial_hex)),
     }
@@ -915,11 +922,10 @@ fn concurrent_issuance_gives_distinct_serials() {
                 (0..PER_THREAD)
                     .map(|_| {
                         issuer
-                            .issue::<HsmSignature>(&IssuanceRequest {
-                                csr: &csr,
-                                profile: "tls-server",
-                                lifetime: Some(DAY),
-                            })
+                            .issue::<HsmSignature>(
+                                &IssuanceRequest { csr: &csr, profile: "tls-server", lifetime: Some(DAY) },
+                                SystemTime::now(),
+                            )
                             .expect("concurrent issuance")
                     })
                     .collect::<Vec<_>>()

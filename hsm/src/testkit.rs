@@ -4,6 +4,9 @@
 //! to ask sets the variable, points it at a temporary token directory and creates the tokens; later tests reuse
 //! them and keep apart by using their own key labels.
 
+// Test support: a broken test machine fails the test that asked, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crate::config::{HsmConfig, PinSource, SOFTHSM_MODULE, TokenSelector};
 use crate::devtoken::{ensure_token, write_softhsm_config};
 use crate::token::Hsm;

@@ -1,5 +1,8 @@
 //! The HSM layer against a real SoftHSM2 token.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use castellan_hsm::testkit::{self, USER_PIN};
 use castellan_hsm::{Hsm, HsmConfig, HsmError, KeySpec, PinSource, SignatureScheme, TokenSelector};
 use der::{Decode, Encode};

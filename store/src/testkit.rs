@@ -1,6 +1,9 @@
 //! Both backends for tests. SQLite: a file in a temporary directory. PostgreSQL: a fresh database on the server
 //! $DATABASE_URL names (scripts/test starts a throwaway cluster and sets it when none is given).
 
+// Test support: a broken test machine fails the test that asked, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crate::{Store, TimeSource};
 
 /// A store and whatever keeps it alive (the SQLite file's directory).

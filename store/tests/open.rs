@@ -1,5 +1,8 @@
 //! Opening, migrating and refusing a newer schema, on both backends.
 
+// A test crate: its helpers fail the test that called them, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use castellan_store::{Store, StoreError, testkit};
 
 #[tokio::test]

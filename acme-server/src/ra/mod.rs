@@ -15,6 +15,9 @@ pub mod recovery;
 pub mod renewal_info;
 pub mod revocation;
 
+#[cfg(test)]
+mod tests;
+
 pub use accounts::NewAccountOutcome;
 
 use crate::config::AcmeConfig;

@@ -19,7 +19,7 @@ mod tls;
 mod tls_alpn01;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -3,6 +3,10 @@
 //! The resolver caches nothing (each validation sees DNS as it is now, like Boulder), uses no search domains and no
 //! hosts file (names are absolute; the hosts file is the VA machine's view, not the identifier's), and retries only
 //! what may succeed on a second try: timeouts, I/O errors and SERVFAIL. NXDOMAIN and empty answers are final.
+//!
+//! `localhost` and names under `.localhost` are loopback without asking DNS, as RFC 6761 §6.3 says resolvers should:
+//! a development CA can then validate names on its own machine. Whether the VA may connect there is the SSRF
+//! guard's decision, and by default it may not (loopback is denied unless `[acme.validation]` allows it).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +23,12 @@ use hickory_resolver::{Name, ResolveError, TokioResolver};
 use super::{ValidationConfig, ValidationError, ValidationSetupError};
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// `localhost` or a name under it (RFC 6761 §6.3), in any case, with or without the final dot.
+fn is_localhost(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
+}
 
 pub(super) struct DnsResolver {
     resolver: TokioResolver,
@@ -62,6 +72,9 @@ impl DnsResolver {
 
     /// The addresses `host` resolves to, IPv6 first. Fails only if neither A nor AAAA gave an address.
     pub(super) async fn lookup_ips(&self, host: &str) -> Result<Vec<IpAddr>, ValidationError> {
+        if is_localhost(host) {
+            return Ok(vec![IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)]);
+        }
         let name = absolute_name(host, "A/AAAA")?;
         let (v6, v4) = tokio::join!(
             self.with_retries(|| self.resolver.ipv6_lookup(name.clone())),
@@ -279,6 +292,25 @@ mod tests {
         // Two attempts of timeout/3 each.
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         assert!(silent.queries() >= 2, "{}", silent.queries());
+    }
+
+    #[test]
+    fn localhost_names_are_loopback_without_dns() {
+        for name in ["localhost", "app.localhost", "App.LocalHost.", "a.b.localhost"] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in ["localhost.example", "notlocalhost", "localhostx", "example.com"] {
+            assert!(!is_localhost(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_answered_without_a_query() {
+        let silent = SilentDns::start().await;
+        let resolver = resolver(silent.addr, 1);
+        let addresses = resolver.lookup_ips("app.localhost").await.unwrap();
+        assert_eq!(addresses, [IpAddr::V6(Ipv6Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        assert_eq!(silent.queries(), 0);
     }
 
     #[test]
