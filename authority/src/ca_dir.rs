@@ -142,6 +142,11 @@ impl CaDirectory {
         serde_json::from_str(&text).map_err(|e| AuthorityError::File { path, source: std::io::Error::other(e) })
     }
 
+    fn write_certificates(&self, root: &Certificate, intermediate: &Certificate) -> Result<()> {
+        write_public(&self.root_file(), certificate_pem(&root.to_der()?)?.as_bytes())?;
+        write_public(&self.intermediate_file(), certificate_pem(&intermediate.to_der()?)?.as_bytes())
+    }
+
     fn save_state(&self, state: &CaState) -> Result<()> {
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| AuthorityError::File { path: self.state_file(), source: std::io::Error::other(e) })?;
@@ -204,14 +209,7 @@ impl CaDirectory {
             &options.constraints,
             clock.now(),
         )?;
-        write_public(
-            &self.root_file(),
-            certificate_pem(&root.to_der().map_err(castellan_ca::CaError::from)?)?.as_bytes(),
-        )?;
-        write_public(
-            &self.intermediate_file(),
-            certificate_pem(&intermediate.to_der().map_err(castellan_ca::CaError::from)?)?.as_bytes(),
-        )?;
+        self.write_certificates(&root, &intermediate)?;
         self.save_state(&CaState {
             status: CaStatus::Ready,
             root_key: Some(root_label.clone()),
@@ -239,14 +237,7 @@ impl CaDirectory {
         let root = read_certificate(root_path)?;
         let key = hsm.find_key_pair(&state.intermediate_key)?;
         castellan_ca::check_imported_intermediate(&intermediate, &key.public_key, &root, clock.now())?;
-        write_public(
-            &self.root_file(),
-            certificate_pem(&root.to_der().map_err(castellan_ca::CaError::from)?)?.as_bytes(),
-        )?;
-        write_public(
-            &self.intermediate_file(),
-            certificate_pem(&intermediate.to_der().map_err(castellan_ca::CaError::from)?)?.as_bytes(),
-        )?;
+        self.write_certificates(&root, &intermediate)?;
         state.status = CaStatus::Ready;
         self.save_state(&state)?;
         Ok(vec![
@@ -314,9 +305,8 @@ impl CaDirectory {
             profiles.set_max_lifetime(kind, Duration::from_secs(*secs));
         }
         let issuer = Issuer::new::<HsmSignature>(hsm.signer(key), vec![intermediate.clone()], &urls, profiles)?;
-        let root_pem = certificate_pem(&root.to_der().map_err(castellan_ca::CaError::from)?)?;
-        let chain_pem =
-            format!("{}{}", certificate_pem(&intermediate.to_der().map_err(castellan_ca::CaError::from)?)?, root_pem);
+        let root_pem = certificate_pem(&root.to_der()?)?;
+        let chain_pem = format!("{}{}", certificate_pem(&intermediate.to_der()?)?, root_pem);
         let issuer_id = register_issuers(
             store,
             &root,
@@ -378,7 +368,7 @@ pub fn summary(role: &'static str, cert: &Certificate, key_label: &str) -> Resul
     Ok(CertificateSummary {
         role,
         subject: cert.tbs_certificate.subject.to_string(),
-        sha256_fingerprint: fingerprint_sha256(&cert.to_der().map_err(castellan_ca::CaError::from)?),
+        sha256_fingerprint: fingerprint_sha256(&cert.to_der()?),
         not_after: cert.tbs_certificate.validity.not_after.to_string(),
         key_label: key_label.to_owned(),
     })

@@ -39,6 +39,12 @@ impl From<StoreError> for AuthorityError {
     }
 }
 
+impl From<der::Error> for AuthorityError {
+    fn from(e: der::Error) -> Self {
+        AuthorityError::Ca(castellan_ca::CaError::Der(e))
+    }
+}
+
 impl From<tokio::task::JoinError> for AuthorityError {
     fn from(e: tokio::task::JoinError) -> Self {
         AuthorityError::Worker(e.to_string())

@@ -150,14 +150,13 @@ pub(crate) async fn register_issuers(
     token: &str,
 ) -> Result<IssuerId> {
     let record = |role: &str, cert: &Certificate, key: Option<&str>| -> Result<NewIssuer> {
-        let der = cert.to_der().map_err(castellan_ca::CaError::from)?;
+        let der = cert.to_der()?;
         let tbs = &cert.tbs_certificate;
         Ok(NewIssuer {
             name: issuer_name(role, &der),
             role: role.to_owned(),
             subject: tbs.subject.to_string(),
-            spki_sha256: Sha256::digest(tbs.subject_public_key_info.to_der().map_err(castellan_ca::CaError::from)?)
-                .to_vec(),
+            spki_sha256: Sha256::digest(tbs.subject_public_key_info.to_der()?).to_vec(),
             key_id: castellan_ca::extensions::issuer_key_id(cert)?,
             token_label: key.map(|_| token.to_owned()),
             key_label: key.map(str::to_owned),

@@ -78,7 +78,7 @@ async fn run(args: Args) -> Result<()> {
     // Each peer in turn, with the same load and the same responder: a same-run comparison.
     for peer in &args.peers {
         let server = match peer {
-            Peer::Castellan => castellan::start(responder.addr.port()).await?,
+            Peer::Castellan(binary) => castellan::start(responder.addr.port(), binary.as_deref()).await?,
             Peer::Pebble => pebble::start(responder.addr.port()).await?,
         };
         measure(&args, &responder, server).await?;

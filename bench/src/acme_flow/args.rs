@@ -9,9 +9,10 @@ use anyhow::{Context, Result, anyhow, bail};
 pub const USAGE: &str = "\
 usage: acme_flow (--peer castellan,pebble | --directory URL [--server-pid PID]) [options]
 
-  --peer LIST            start each peer in turn and measure it with the same load (castellan, pebble):
-                         castellan serve (release build beside this program) on SQLite + SoftHSM2, or
-                         Pebble; both resolve through pebble-challtestsrv's DNS
+  --peer LIST            start each peer in turn and measure it with the same load (castellan, pebble,
+                         castellan=PATH): castellan serve (the release build beside this program, or the
+                         binary at PATH, e.g. an older build to compare with) on SQLite + SoftHSM2, or
+                         Pebble; all resolve through pebble-challtestsrv's DNS
   --directory URL        measure an ACME server already running
   --server-pid PID       its process, for CPU seconds (with its descendants)
   --insecure             accept any TLS certificate from the server
@@ -27,9 +28,10 @@ usage: acme_flow (--peer castellan,pebble | --directory URL [--server-pid PID]) 
   --keep-peer-dir        keep a started peer's configuration and logs after the run
   --request-timeout SECONDS  a request without a response by then fails (default 15)";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
-    Castellan,
+    /// The castellan binary beside this program, or the one at this path.
+    Castellan(Option<PathBuf>),
     Pebble,
 }
 
@@ -82,10 +84,11 @@ impl Args {
             match flag.as_str() {
                 "--peer" => {
                     for name in value()?.split(',') {
-                        args.peers.push(match name {
-                            "castellan" => Peer::Castellan,
-                            "pebble" => Peer::Pebble,
-                            other => bail!("unknown peer {other:?} (known: castellan, pebble)"),
+                        args.peers.push(match name.split_once('=') {
+                            None if name == "castellan" => Peer::Castellan(None),
+                            None if name == "pebble" => Peer::Pebble,
+                            Some(("castellan", path)) => Peer::Castellan(Some(path.into())),
+                            _ => bail!("unknown peer {name:?} (known: castellan, castellan=PATH, pebble)"),
                         });
                     }
                 }

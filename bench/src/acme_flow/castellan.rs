@@ -2,7 +2,7 @@
 //! in a fresh data directory, a fresh SoftHSM2 dev token), resolving names through pebble-challtestsrv's DNS like
 //! Pebble does, and validating http-01 on this program's responder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,18 +11,23 @@ use anyhow::{Context, Result, bail};
 use crate::http::{Trust, tls_config};
 use crate::peer::{Server, StopGuard, free_tcp_port, wait_for_directory};
 
-/// The castellan binary of the same build profile as this benchmark.
-fn binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this program")?;
-    let path = exe.parent().map(|dir| dir.join("castellan")).context("this program has no directory")?;
+/// `given`, else the castellan binary of the same build profile as this benchmark.
+fn binary(given: Option<&Path>) -> Result<PathBuf> {
+    let path = match given {
+        Some(path) => path.to_owned(),
+        None => {
+            let exe = std::env::current_exe().context("locating this program")?;
+            exe.parent().map(|dir| dir.join("castellan")).context("this program has no directory")?
+        }
+    };
     if !path.exists() {
         bail!("{} is missing: build it with `cargo build --release -p castellan`", path.display());
     }
     Ok(path)
 }
 
-pub async fn start(http01_port: u16) -> Result<Server> {
-    let binary = binary()?;
+pub async fn start(http01_port: u16, given: Option<&Path>) -> Result<Server> {
+    let binary = binary(given)?;
     let mut guard = StopGuard::with_dir(tempfile::tempdir()?);
     let dir = guard.dir()?.to_owned();
     let (dns_port, dns_pid) = crate::pebble::start_dns(&mut guard).await?;
@@ -54,11 +59,18 @@ pub async fn start(http01_port: u16) -> Result<Server> {
         .await
         .context("waiting for castellan's directory")?;
     Ok(Server {
-        label: format!(
-            "castellan {} (SQLite + SoftHSM2 {})",
-            env!("CARGO_PKG_VERSION"),
-            crate::pebble::package_version("softhsm2")
-        ),
+        label: match given {
+            Some(path) => format!(
+                "castellan at {} (SQLite + SoftHSM2 {})",
+                path.display(),
+                crate::pebble::package_version("softhsm2")
+            ),
+            None => format!(
+                "castellan {} (SQLite + SoftHSM2 {})",
+                env!("CARGO_PKG_VERSION"),
+                crate::pebble::package_version("softhsm2")
+            ),
+        },
         directory,
         pid: Some(pid),
         helpers: vec![("pebble-challtestsrv (DNS)".into(), dns_pid)],
