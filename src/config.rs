@@ -26,6 +26,12 @@ pub struct FileConfig {
     /// How CRLs and OCSP responses are published: their lifetimes, refresh, and the OCSP cache.
     #[serde(default)]
     pub revocation: castellan_status::StatusConfig,
+    /// The renewal scheduler of managed certificates: its pace, its concurrency, its back-off.
+    #[serde(default)]
+    pub lifecycle: castellan_lifecycle::SchedulerConfig,
+    /// Alerts before certificates expire and when renewals fail, and where they are sent.
+    #[serde(default)]
+    pub alerts: castellan_lifecycle::AlertsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -63,6 +69,8 @@ pub struct Settings {
     pub serve: ServeConfig,
     pub acme: castellan_acme_server::AcmeConfig,
     pub revocation: castellan_status::StatusConfig,
+    pub lifecycle: castellan_lifecycle::SchedulerConfig,
+    pub alerts: castellan_lifecycle::AlertsConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +120,8 @@ impl Settings {
             serve: file.serve,
             acme: file.acme,
             revocation: file.revocation,
+            lifecycle: file.lifecycle,
+            alerts: file.alerts,
         })
     }
 
@@ -191,6 +201,10 @@ mod tests {
         assert_eq!(parsed.serve.http_listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(parsed.revocation.crl_next_update_secs, 86_400);
         parsed.revocation.check().expect("the README's [revocation] settings are consistent");
+        parsed.lifecycle.validate().expect("the README's [lifecycle] settings are consistent");
+        assert_eq!(parsed.lifecycle, castellan_lifecycle::SchedulerConfig::default(), "the README shows the defaults");
+        parsed.alerts.validate().expect("the README's [alerts] section validates");
+        assert_eq!(parsed.alerts.receivers.len(), 2);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The admin API: JSON under `/admin` for every operator action (groups and their policies, the global deny list,
-//! EAB credentials, accounts, certificates, the audit log, API tokens). The handlers only translate HTTP: each calls
+//! EAB credentials, accounts, certificates, managed certificates, the audit log, API tokens). The handlers only translate HTTP: each calls
 //! one `castellan_authority::Operator` action, where the rule lives. The CLI speaks to this same router, over HTTPS
 //! with `--server`, or in process ([`local_router`]) on the CA's own machine, so both grammars are one.
 //!
@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod auth;
 mod certificates;
+mod domains;
 mod eab;
 mod error;
 mod groups;
@@ -118,6 +119,14 @@ pub fn routes() -> Vec<Route> {
         }),
         row(Get, "/certificates", READ, ok, "Search the certificate inventory", |m| on(m, certificates::search)),
         row(
+            Get,
+            "/certificates/expiring",
+            READ,
+            ok,
+            "Every live certificate expiring within ?days=N (30), with its renewal state",
+            |m| on(m, domains::expiring),
+        ),
+        row(
             Post,
             "/certificates",
             ADMIN,
@@ -133,6 +142,39 @@ pub fn routes() -> Vec<Route> {
         row(Post, "/renewals", ADMIN, ok, "Mark certificates for re-issuance now (ARI tells clients to renew)", |m| {
             on(m, certificates::renew_now)
         }),
+        row(Post, "/domains", ADMIN, created, "Manage a certificate: Castellan issues it now and renews it", |m| {
+            on(m, domains::add)
+        }),
+        row(Get, "/domains", READ, ok, "List managed certificates (?status, ?issuer, ?failing, cursors)", |m| {
+            on(m, domains::list)
+        }),
+        row(
+            Get,
+            "/domains/{domain}/certificate",
+            READ,
+            ok,
+            "A managed certificate: current certificate, chain, renewal state, rotations",
+            |m| on(m, domains::certificate),
+        ),
+        row(
+            Post,
+            "/domains/{domain}/renew",
+            ADMIN,
+            StatusCode::ACCEPTED,
+            "Re-issue now with a new key (a second call returns the rotation in flight)",
+            |m| on(m, domains::renew),
+        ),
+        row(Delete, "/domains/{domain}", ADMIN, ok, "Stop managing (?revoke=<reason> also revokes)", |m| {
+            on(m, domains::remove)
+        }),
+        row(
+            Get,
+            "/metrics",
+            READ,
+            ok,
+            "Prometheus metrics (OpenMetrics text): certificates' notAfter, renewals, ACME",
+            |m| on(m, metrics),
+        ),
         row(Get, "/audit", READ, ok, "Read the audit log", |m| on(m, audit::page)),
         row(Get, "/audit/verify", READ, ok, "Recompute the audit log's hash chain", |m| on(m, audit::verify)),
         row(Post, "/tokens", ADMIN, created, "Create an API token (shown once)", |m| on(m, tokens::create)),
@@ -174,6 +216,16 @@ fn build(state: AdminState) -> Router {
         .layer(axum::middleware::from_fn(read_body))
         .with_state(state);
     Router::new().nest(PREFIX, app)
+}
+
+/// OpenMetrics text, which Prometheus asks for and parses (the counters' `_total`, the closing `# EOF`).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Shared>,
+) -> Result<axum::response::Response, AdminError> {
+    use axum::response::IntoResponse;
+    let body = state.operator.metrics().await?;
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// The largest request body the admin API reads (policy documents are the largest).

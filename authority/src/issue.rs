@@ -19,6 +19,7 @@ use crate::issuing::{Prepared, Requester};
 use castellan_ca::CaError;
 use castellan_hsm::HsmSignature;
 use castellan_store::audit::AuditEvent;
+use castellan_store::lifecycle::ManagedCompletion;
 use castellan_store::{CertificateId, OrderId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,12 @@ impl Reservation {
     pub fn serial_hex(&self) -> &str {
         self.prepared.serial_hex()
     }
+
+    /// The prepared certificate's (notBefore, notAfter).
+    pub fn prepared_facts(&self) -> (SystemTime, SystemTime) {
+        let facts = self.prepared.facts();
+        (facts.not_before, facts.not_after)
+    }
 }
 
 /// What else commits with the signed certificate.
@@ -48,6 +55,10 @@ pub enum Binding {
     /// An ACME order: processing → valid with the certificate (and `replaces` linked to it), or → invalid with
     /// `failure` (an RFC 7807 problem) when signing fails.
     Order { order_id: OrderId, replaces: Option<CertificateId>, failure: Value },
+    /// A managed certificate's rotation: the certificate becomes its current one (superseding the old), with its
+    /// sealed key, the rotation's success and the next renewal. A refused signature fails the row; the caller
+    /// records the rotation's failure and its back-off.
+    Managed { name: String, completion: ManagedCompletion },
 }
 
 /// A signed certificate on record.
@@ -99,6 +110,7 @@ impl Authority {
         actor: &Actor,
     ) -> Result<IssuedCertificate> {
         let id = reservation.certificate_id;
+        let started = std::time::Instant::now();
         let signed = {
             let (ca, prepared) = (Arc::clone(self.ca()), reservation.prepared.clone());
             tokio::task::spawn_blocking(move || match prepared {
@@ -108,7 +120,10 @@ impl Authority {
             .await
         };
         let (certificate, der) = match signed {
-            Ok(Ok(signed)) => signed,
+            Ok(Ok(signed)) => {
+                self.metrics().hsm_signature("certificate", started.elapsed());
+                signed
+            }
             Ok(Err(e)) => {
                 // Only a refusal by the token means nothing exists under this serial.
                 let refused = matches!(e, CaError::Signing(_));
@@ -133,6 +148,13 @@ impl Authority {
             }
             Binding::Order { order_id, replaces, .. } => {
                 self.store().complete_order(*order_id, &der, &sha256, *replaces, &event).await?;
+            }
+            Binding::Managed { name, completion } => {
+                let current = self.store().complete_managed(id, &der, &sha256, completion, &event).await?;
+                if !current {
+                    tracing::warn!(managed = %name, inventory_id = %id,
+                        "the renewal's lease passed to another replica while signing: certificate recorded, superseded");
+                }
             }
         }
         let mut chain_pem = crate::issuing::pem(&der)?;
@@ -171,8 +193,8 @@ impl Authority {
 
     async fn record_failure(&self, id: CertificateId, binding: &Binding, refused: bool, actor: &Actor) -> Result<()> {
         match binding {
-            Binding::Standalone if refused => self.store().fail_certificate(id).await?,
-            Binding::Standalone => {}
+            Binding::Standalone | Binding::Managed { .. } if refused => self.store().fail_certificate(id).await?,
+            Binding::Standalone | Binding::Managed { .. } => {}
             Binding::Order { order_id, failure, .. } => {
                 self.store().fail_order(*order_id, failure, refused, actor.as_str()).await?;
             }
@@ -189,9 +211,10 @@ fn profile_name(reservation: &Reservation) -> String {
 fn issuance_event(reservation: &Reservation, binding: &Binding, sha256: &[u8], actor: &Actor) -> AuditEvent {
     let facts = reservation.prepared.facts();
     let requester = &reservation.requester;
-    let (order_id, replaces) = match binding {
-        Binding::Standalone => (None, None),
-        Binding::Order { order_id, replaces, .. } => (Some(*order_id), *replaces),
+    let (order_id, replaces, managed, rotation_id) = match binding {
+        Binding::Standalone => (None, None, None, None),
+        Binding::Order { order_id, replaces, .. } => (Some(*order_id), *replaces, None, None),
+        Binding::Managed { name, completion } => (None, None, Some(name.as_str()), Some(completion.rotation_id)),
     };
     AuditEvent::new(actor.as_str(), "certificate.issue", facts.serial_hex).with_details(json!({
         "inventory_id": reservation.certificate_id,
@@ -204,6 +227,8 @@ fn issuance_event(reservation: &Reservation, binding: &Binding, sha256: &[u8], a
         "owner": requester.owner,
         "order_id": order_id,
         "replaces_certificate_id": replaces,
+        "managed": managed,
+        "rotation_id": rotation_id,
         "sha256": hex::encode(sha256),
     }))
 }

@@ -5,7 +5,9 @@
 //! - [`token_identity`]: the certificates Castellan holds for itself (TLS, OCSP), their keys in the token,
 //!   renewed at two thirds of their life;
 //! - [`revocation`]: revocation with a typed RFC 5280 reason, and who may give which;
-//! - [`sealing`]: secrets kept only sealed under the token's key-encryption key (EAB keys);
+//! - [`sealing`]: secrets kept only sealed under the token's key-encryption key (EAB keys, generated keys);
+//! - [`keys`] and [`managed`]: fresh key pairs for managed certificates, issued and recorded with their rotation;
+//! - [`renewal`]: when a certificate should be renewed (RFC 9773's window), for ACME clients and Castellan alike;
 //! - [`policy`]: the effective issuance policy of a group and the global deny list;
 //! - [`operator`]: operator actions (groups, policies, EAB, tokens, revoke, renew-now, inventory, audit), each
 //!   rule once, for the CLI and the admin API alike;
@@ -19,8 +21,12 @@ mod error;
 pub mod files;
 pub mod issue;
 pub mod issuing;
+pub mod keys;
+pub mod managed;
+pub mod metrics;
 pub mod operator;
 pub mod policy;
+pub mod renewal;
 pub mod revocation;
 pub mod sealing;
 pub mod token_identity;
@@ -53,13 +59,22 @@ struct Inner {
     ca: Arc<IssuingCa>,
     /// Opened on first use: finding (or creating) the KEK is a token call that most processes never need.
     sealing: tokio::sync::OnceCell<Sealing>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Authority {
     /// The store is made to read its time from `clock`, so every "now" — the store's included — is one clock.
     pub fn new(store: Store, clock: Clock, ca: IssuingCa) -> Authority {
         let store = store.with_time(Arc::new(clock.clone()));
-        Authority { inner: Arc::new(Inner { store, clock, ca: Arc::new(ca), sealing: Default::default() }) }
+        Authority {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                ca: Arc::new(ca),
+                sealing: Default::default(),
+                metrics: Arc::new(metrics::Metrics::new()),
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -68,6 +83,11 @@ impl Authority {
 
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    /// This process's metrics (`/admin/metrics`).
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.inner.metrics
     }
 
     pub fn ca(&self) -> &Arc<IssuingCa> {

@@ -11,6 +11,32 @@ use castellan_store::{GroupId, Store};
 
 /// The setting that holds the global deny list's JSON.
 pub const GLOBAL_DENY_SETTING: &str = "policy.global_deny";
+/// The `acme.default_policy` of the configuration `castellan serve` last started with ("null" when it has none):
+/// recorded so that a command run on the CA's machine without that configuration checks names as the server will.
+pub const SERVED_DEFAULT_POLICY_SETTING: &str = "policy.served_default";
+
+/// Records the server's configured default policy (only when it changed: each change is audited).
+pub async fn record_served_default_policy(
+    store: &Store,
+    policy: Option<&serde_json::Value>,
+    actor: &crate::Actor,
+) -> Result<()> {
+    let text = policy.map(ToString::to_string).unwrap_or_else(|| "null".to_owned());
+    if store.setting(SERVED_DEFAULT_POLICY_SETTING).await?.map(|(v, _)| v).as_deref() != Some(text.as_str()) {
+        store.set_setting(SERVED_DEFAULT_POLICY_SETTING, &text, actor.as_str()).await?;
+    }
+    Ok(())
+}
+
+/// What [`record_served_default_policy`] recorded, if a server ever started.
+pub async fn served_default_policy(store: &Store) -> Result<Option<serde_json::Value>> {
+    Ok(store
+        .setting(SERVED_DEFAULT_POLICY_SETTING)
+        .await?
+        .and_then(|(text, _)| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .filter(|v| !v.is_null()))
+}
+
 /// The group of ACME accounts created without external account binding.
 pub const DEFAULT_GROUP: &str = "default";
 

@@ -17,7 +17,6 @@ use crate::files::replace_durably;
 use crate::issuing::{Prepared, Requester};
 use castellan_ca::SanName;
 use castellan_hsm::{Hsm, HsmKey, HsmSignature, HsmSigner, KeySpec};
-use der::asn1::{Ia5String, OctetString};
 use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -28,7 +27,6 @@ use tokio::sync::watch;
 use x509_cert::Certificate;
 use x509_cert::builder::{Builder, RequestBuilder};
 use x509_cert::ext::pkix::SubjectAltName;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 
 /// How often the state file is read for a newer identity another replica issued.
@@ -290,17 +288,7 @@ fn key_label(prefix: &str, now: SystemTime) -> String {
 fn server_csr(signer: &HsmSigner, names: &[SanName]) -> Result<Vec<u8>> {
     let build = || -> std::result::Result<Vec<u8>, castellan_ca::CaError> {
         let mut builder = RequestBuilder::new(Name::default(), signer)?;
-        let sans = names
-            .iter()
-            .map(|n| {
-                Ok(match n {
-                    SanName::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
-                    SanName::Uri(u) => GeneralName::UniformResourceIdentifier(Ia5String::new(u)?),
-                    SanName::Ip(std::net::IpAddr::V4(v4)) => GeneralName::IpAddress(OctetString::new(v4.octets())?),
-                    SanName::Ip(std::net::IpAddr::V6(v6)) => GeneralName::IpAddress(OctetString::new(v6.octets())?),
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, der::Error>>()?;
+        let sans = crate::keys::general_names(names)?;
         builder.add_extension(&SubjectAltName(sans))?;
         Ok(builder.build::<HsmSignature>()?.to_der()?)
     };

@@ -157,11 +157,29 @@ impl Hsm {
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ];
-        let (public, private) = self.with_session(|session| {
-            session
-                .generate_key_pair(&mechanism, &public_template, &private_template)
-                .map_err(HsmError::pkcs11("C_GenerateKeyPair"))
-        })?;
+        // SoftHSM2's file store answers CKR_GENERAL_ERROR now and then even with object creation serialised here
+        // (another session reading the token's files at that moment): try again, a little later, while no key with
+        // this label exists — never a second key under one label.
+        let mut attempts = 0;
+        let (public, private) = loop {
+            let generated = self.with_session(|session| {
+                session
+                    .generate_key_pair(&mechanism, &public_template, &private_template)
+                    .map_err(HsmError::pkcs11("C_GenerateKeyPair"))
+            });
+            match generated {
+                Err(e)
+                    if attempts < 3
+                        && e.return_value() == Some(cryptoki::error::RvError::GeneralError)
+                        && self.find_private_handle(label)?.is_none() =>
+                {
+                    attempts += 1;
+                    tracing::warn!(label, error = %e, attempts, "the token failed to generate a key pair; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempts));
+                }
+                other => break other?,
+            }
+        };
         let public_key = self.with_session(|session| read_public_key(session, public, spec))?;
         tracing::info!(label, %spec, "generated key pair in token");
         Ok(HsmKey { label: label.to_owned(), id, spec, public_key, private })

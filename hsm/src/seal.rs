@@ -76,7 +76,12 @@ impl Hsm {
     /// The KEK labelled `label`, created on first use.
     pub fn find_or_create_kek(&self, label: &str) -> Result<Kek> {
         match self.find_kek(label) {
-            Err(HsmError::KeyNotFound { .. }) => self.create_kek(label),
+            // Another session (a replica on the same token, another task here) may create it between our look
+            // and our create: then theirs is the KEK.
+            Err(HsmError::KeyNotFound { .. }) => match self.create_kek(label) {
+                Err(HsmError::KeyExists { .. }) => self.find_kek(label),
+                created => created,
+            },
             other => other,
         }
     }

@@ -244,3 +244,13 @@ fn a_lost_login_is_recovered_by_the_pool() {
     signer.sign(b"after").expect("sign after the login was lost");
     signer.sign(b"and again").expect("still logged in");
 }
+
+#[test]
+fn sessions_racing_to_create_the_kek_all_get_the_same_one() {
+    let label = testkit::unique_label("kek-race");
+    let ids: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..4).map(|_| scope.spawn(|| hsm().find_or_create_kek(&label).expect("kek"))).collect();
+        racers.into_iter().map(|r| r.join().expect("racer").id).collect()
+    });
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one KEK: {ids:?}");
+}

@@ -36,6 +36,9 @@ pub enum Noun {
     /// The certificate inventory: search, show, issue from a CSR, revoke, renew now.
     #[command(subcommand)]
     Certificate(CertificateCommand),
+    /// Managed certificates: Castellan issues them, renews them with new keys, and records each rotation.
+    #[command(subcommand, name = "domains", alias = "domain")]
+    Domains(DomainsCommand),
     /// Account groups and their issuance policies.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -144,6 +147,66 @@ pub enum CertificateCommand {
     RenewNow {
         #[command(flatten)]
         which: Which,
+    },
+    /// Every live certificate expiring within --days, whatever its source, and who renews it.
+    Expiring {
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DomainsCommand {
+    /// Manage a certificate: issued now, renewed at two thirds of its life with a new key.
+    Add {
+        /// The name it is addressed by (its first subjectAltName).
+        domain: String,
+        /// More names: DNS names (wildcards too) and IP addresses.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096.
+        #[arg(long, default_value = "ec-p256")]
+        key_type: String,
+        /// internal: this CA.
+        #[arg(long, default_value = "internal")]
+        issuer: String,
+        /// A CA profile.
+        #[arg(long, default_value = "tls-server")]
+        profile: String,
+        /// The account group whose policy the names must pass.
+        #[arg(long, default_value = "default")]
+        group: String,
+        /// Lifetime in seconds (default: the profile's maximum).
+        #[arg(long)]
+        lifetime_secs: Option<u64>,
+    },
+    /// Managed certificates and their renewal state.
+    List {
+        /// active, removed or all.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those whose last renewal failed.
+        #[arg(long)]
+        failing: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One managed certificate: current certificate, renewal state, rotations.
+    Show { domain: String },
+    /// Re-issue now with a new key (asking again while one runs returns that one).
+    Renew { domain: String },
+    /// Stop managing; its certificates stay valid unless --revoke gives a reason.
+    Remove {
+        domain: String,
+        /// Also revoke the current certificate with this RFC 5280 reason (e.g. cessationOfOperation).
+        #[arg(long)]
+        revoke: Option<String>,
     },
 }
 
@@ -300,6 +363,7 @@ pub async fn run(context: Context, noun: Noun) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Noun::Certificate(command) => certificate(command)?,
+        Noun::Domains(command) => domains(command),
         Noun::Group(command) => group(command)?,
         Noun::Policy(command) => policy(command)?,
         Noun::Eab(command) => eab(command),
@@ -346,7 +410,49 @@ fn certificate(command: CertificateCommand) -> Result<Call> {
             Call::send("POST", "/revocations", body, print::revocation)
         }
         CertificateCommand::RenewNow { which } => Call::send("POST", "/renewals", which.body(), print::renewals),
+        CertificateCommand::Expiring { days, limit, cursor } => {
+            let query = print::query(&[
+                ("days", Some(days.to_string())),
+                ("limit", Some(limit.to_string())),
+                ("cursor", cursor),
+            ]);
+            Call::get(format!("/certificates/expiring{query}"), print::expiring)
+        }
     })
+}
+
+fn domains(command: DomainsCommand) -> Call {
+    match command {
+        DomainsCommand::Add { domain, sans, key_type, issuer, profile, group, lifetime_secs } => {
+            let body = json!({
+                "domain": domain, "sans": sans, "key_type": key_type, "issuer": issuer, "profile": profile,
+                "group": group, "lifetime_secs": lifetime_secs,
+            });
+            Call::send("POST", "/domains", body, print::domain)
+        }
+        DomainsCommand::List { status, failing, limit, cursor } => {
+            let query = print::query(&[
+                ("status", status),
+                ("failing", failing.then(|| "true".to_owned())),
+                ("limit", Some(limit.to_string())),
+                ("cursor", cursor),
+            ]);
+            Call::get(format!("/domains{query}"), print::domains)
+        }
+        DomainsCommand::Show { domain } => {
+            Call::get(format!("/domains/{}/certificate", print::escape(&domain)), print::domain)
+        }
+        DomainsCommand::Renew { domain } => {
+            Call::send("POST", format!("/domains/{}/renew", print::escape(&domain)), json!({}), print::rotation)
+        }
+        DomainsCommand::Remove { domain, revoke } => Call {
+            method: "DELETE",
+            path: format!("/domains/{}{}", print::escape(&domain), print::query(&[("revoke", revoke)])),
+            body: None,
+            needs_token: false,
+            show: |d| format!("{} is no longer managed\n", print::text(&d["domain"])),
+        },
+    }
 }
 
 fn group(command: GroupCommand) -> Result<Call> {

@@ -180,3 +180,90 @@ pub fn tokens(body: &Value) -> String {
 pub fn new_token(token: &Value) -> String {
     format!("{}\n", text(&token["token"]))
 }
+
+/// Managed certificates, with their renewal state flattened into columns.
+pub fn domains(body: &Value) -> String {
+    let rows: Vec<Value> = body["domains"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "domain": d["domain"], "status": d["status"], "key_type": d["key_type"],
+                        "certificate": d["current_certificate_id"], "next_renewal": d["renewal"]["next_attempt_at"],
+                        "failures": d["renewal"]["failures"], "last_error": d["renewal"]["last_error"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let columns = ["domain", "status", "key_type", "certificate", "next_renewal", "failures", "last_error"];
+    let mut out = table(&serde_json::json!({ "rows": rows }), "rows", &columns);
+    if let Some(cursor) = body["next_cursor"].as_str() {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}
+
+/// A managed certificate: what it is, its renewal state, its current certificate and its recent rotations.
+pub fn domain(view: &Value) -> String {
+    let d = &view["domain"];
+    let mut out = String::new();
+    for field in ["domain", "names", "status", "issuer", "profile", "key_type", "group", "lifetime_secs"] {
+        let _ = writeln!(out, "{field:<16} {}", text(&d[field]));
+    }
+    let r = &d["renewal"];
+    for (label, value) in [
+        ("next_renewal", &r["next_attempt_at"]),
+        ("renewal_reason", &r["reason"]),
+        ("failures", &r["failures"]),
+        ("last_error", &r["last_error"]),
+        ("last_attempt", &r["last_attempt_at"]),
+    ] {
+        let _ = writeln!(out, "{label:<16} {}", text(value));
+    }
+    let c = &view["certificate"];
+    if !c.is_null() {
+        for field in ["id", "serial", "status", "not_before", "not_after"] {
+            let _ = writeln!(out, "{:<16} {}", format!("certificate.{field}"), text(&c[field]));
+        }
+    }
+    out.push('\n');
+    out.push_str(&table(view, "rotations", &["id", "reason", "status", "new_certificate_id", "triggered_at", "error"]));
+    out
+}
+
+pub fn rotation(answer: &Value) -> String {
+    let r = &answer["rotation"];
+    let how = if answer["created"].as_bool().unwrap_or(false) { "queued" } else { "already in flight" };
+    format!("rotation {} ({}, {}): {how}\n", text(&r["id"]), text(&r["reason"]), text(&r["status"]))
+}
+
+/// Certificates expiring soon, with who renews them.
+pub fn expiring(body: &Value) -> String {
+    let rows: Vec<Value> = body["certificates"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| {
+                    let c = &e["certificate"];
+                    let m = &e["managed"];
+                    serde_json::json!({
+                        "id": c["id"], "not_after": c["not_after"], "status": c["status"], "source": c["source"],
+                        "names": c["names"],
+                        "managed": if m.is_null() { Value::String("-".into()) } else { m["domain"].clone() },
+                        "next_renewal": m["next_attempt_at"], "failures": m["failures"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let columns = ["id", "not_after", "status", "source", "names", "managed", "next_renewal", "failures"];
+    let mut out = table(&serde_json::json!({ "rows": rows }), "rows", &columns);
+    if let Some(cursor) = body["next_cursor"].as_str() {
+        let _ = writeln!(out, "more: --cursor {cursor}");
+    }
+    out
+}

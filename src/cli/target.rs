@@ -59,6 +59,7 @@ impl Target {
         } else {
             Operator::new(store)
         };
+        let operator = operator.with_default_policy(settings.acme.default_policy.clone());
         Ok(Target::Local(castellan_admin::local_router(operator, Actor::cli_user())))
     }
 

@@ -49,6 +49,8 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
     let listeners =
         Listeners { https: bind(settings.serve.listen, "https")?, http: bind(settings.serve.http_listen, "http")? };
     settings.acme.validate().map_err(anyhow::Error::msg).context("[acme]")?;
+    settings.lifecycle.validate().map_err(anyhow::Error::msg).context("[lifecycle]")?;
+    settings.alerts.validate().map_err(anyhow::Error::msg).context("[alerts]")?;
     settings.revocation.check().context("[revocation]")?;
     let validation = settings.acme.validation.to_config().map_err(anyhow::Error::msg).context("[acme.validation]")?;
     let tls_names = settings.serve.tls_names.iter().map(|n| san_name(n)).collect::<Vec<_>>();
@@ -69,6 +71,8 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
     // this CA (the CLI, a replica sharing the database) names the same place.
     let status_base = http_base(listeners.http.local_addr()?, &settings.serve.tls_names);
     record_status_base(&store, &status_base, &actor).await?;
+    castellan_authority::policy::record_served_default_policy(&store, settings.acme.default_policy.as_ref(), &actor)
+        .await?;
     let ca = CaContext { settings: &settings, store: &store, hsm: &hsm }.load_issuing_ca(Some(&status_base)).await?;
     let authority = Authority::new(store, clock.clone(), ca);
     tokio::spawn(clock.watch_shift());
@@ -106,7 +110,11 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
     .await
     .context("starting the CRL and OCSP service")?;
     let validator = castellan_acme_server::validation::Validator::new(validation).context("starting validation")?;
-    let admin = castellan_admin::router(Operator::with_authority(authority.clone()));
+    let default_policy = settings.acme.default_policy.clone();
+    let operator = Operator::with_authority(authority.clone()).with_default_policy(default_policy.clone());
+    let admin = castellan_admin::router(operator);
+    let scheduler = lifecycle_scheduler(&authority, &settings, default_policy)?;
+    tokio::spawn(scheduler.run());
     let acme = castellan_acme_server::router(authority.clone(), validator, settings.acme.clone());
     let ca = authority.ca();
     let app = routes::router(routes::AppState {
@@ -133,6 +141,25 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
     serve_https(listener, acceptor, app).await;
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// The renewal scheduler of this replica, with the issuers managed certificates may name.
+fn lifecycle_scheduler(
+    authority: &Authority,
+    settings: &Settings,
+    default_policy: Option<serde_json::Value>,
+) -> Result<castellan_lifecycle::Scheduler> {
+    use castellan_lifecycle::{Alerter, InternalIssuer, Issuers, Scheduler};
+    let internal = Arc::new(InternalIssuer::new(authority.clone(), default_policy));
+    let issuers = Issuers::default().with(castellan_authority::operator::INTERNAL_ISSUER, internal);
+    // Names this replica in leases and rotations: which process held a renewal, should it die holding it.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let replica = format!("{}:{}:{:08x}", host.trim(), std::process::id(), rand::random::<u32>());
+    let alerter =
+        Alerter::new(authority.store().clone(), authority.clock().clone(), settings.alerts.clone(), replica.clone())
+            .map_err(anyhow::Error::msg)
+            .context("[alerts]")?;
+    Ok(Scheduler::new(authority, issuers, settings.lifecycle.clone(), replica).with_alerts(alerter))
 }
 
 async fn serve_https(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {

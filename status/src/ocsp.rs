@@ -154,6 +154,7 @@ pub struct OcspService {
     signing: Semaphore,
     nonce_budget: Mutex<Budget>,
     signatures: AtomicU64,
+    metrics: Arc<castellan_authority::metrics::Metrics>,
 }
 
 impl OcspService {
@@ -176,6 +177,7 @@ impl OcspService {
             signing: Semaphore::new(sessions),
             nonce_budget: Mutex::new(Budget { per_sec, tokens: per_sec, last: Instant::now() }),
             signatures: AtomicU64::new(0),
+            metrics: Arc::clone(authority.metrics()),
         })
     }
 
@@ -226,8 +228,10 @@ impl OcspService {
         let now = self.clock.now();
         let found = shard.map.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
         if let Some(cached) = found.as_ref().and_then(|slot| slot.get()).filter(|c| now < c.validity.refresh_at) {
+            self.metrics.ocsp_cache(true);
             return Ok(Arc::clone(cached));
         }
+        self.metrics.ocsp_cache(false);
         let slot = {
             let mut map = shard.map.write().unwrap_or_else(|p| p.into_inner());
             match map.get(key) {

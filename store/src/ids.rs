@@ -57,4 +57,8 @@ ids! {
     GroupId;
     /// An admin API token.
     TokenId;
+    /// A managed certificate (`/admin/domains/<name>`).
+    ManagedId;
+    /// One attempt to give a managed certificate a new certificate.
+    RotationId;
 }

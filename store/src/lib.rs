@@ -11,6 +11,7 @@ mod db;
 mod error;
 pub mod ids;
 pub mod inventory;
+pub mod lifecycle;
 pub mod nonces;
 pub mod rate_limits;
 pub mod revocation;
@@ -22,7 +23,9 @@ pub mod testkit;
 
 pub use db::{Backend, known_schema_version, redact};
 pub use error::{Result, StoreError};
-pub use ids::{AccountId, AuthorizationId, CertificateId, ChallengeId, GroupId, IssuerId, OrderId, TokenId};
+pub use ids::{
+    AccountId, AuthorizationId, CertificateId, ChallengeId, GroupId, IssuerId, ManagedId, OrderId, RotationId, TokenId,
+};
 
 use sqlx::AnyPool;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use crate::acme::{audit as audit_in, check_text};
 use crate::error::{Result, StoreError};
 use crate::ids::{AccountId, CertificateId, IssuerId};
 use crate::inventory::{CERTIFICATE_COLUMNS, CertificateRecord, certificate_from_row, index_name};
+use crate::lifecycle::RenewalReason;
 use crate::write::Durability;
 use serde_json::json;
 use sqlx::{Any, Transaction};
@@ -320,6 +321,7 @@ impl Store {
             let epoch = next_epoch(&mut tx).await?;
             for (id, _) in &revoked {
                 insert_revocation(&mut tx, *id, reason, now, revoked_by, epoch).await?;
+                crate::lifecycle::pull_renewal_in(&mut tx, *id, RenewalReason::Revoked, now).await?;
             }
             for (id, serial) in &revoked {
                 let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
@@ -357,6 +359,7 @@ impl Store {
                 },
             });
         };
+        crate::lifecycle::pull_renewal_in(&mut tx, certificate_id, RenewalReason::Ari, now).await?;
         let details = json!({ "serial": serial, "renewal_due_at": now });
         audit_in(&mut tx, actor, "certificate.renewal_due", format!("certificate:{certificate_id}"), details).await?;
         tx.commit().await?;

@@ -243,7 +243,8 @@ impl Acme {
         Acme::start_full(top_level, extra_config, false)
     }
 
-    fn start_full(top_level: &str, extra_config: &str, fake_clock: bool) -> Acme {
+    /// `top_level` before any section, `extra_config` into [acme], and a clock the test moves when `fake_clock`.
+    pub fn start_full(top_level: &str, extra_config: &str, fake_clock: bool) -> Acme {
         let dir = tempfile::tempdir().expect("tempdir");
         let responder = Responder::start();
         // Long enough that fast validations and signatures answer in one round trip, unless the test says.
@@ -273,9 +274,10 @@ impl Acme {
         write(self.dir.path(), "clock", (now + seconds).to_string());
     }
 
-    /// Another `castellan serve` on the same data directory and configuration: a replica.
+    /// Another `castellan serve` on the same data directory, configuration and clock: a replica.
     pub fn replica(&self) -> Server {
-        Server::start(&self.dir.path().join("var"), Some(&self.dir.path().join("castellan.toml")))
+        let (data, config) = (self.dir.path().join("var"), self.dir.path().join("castellan.toml"));
+        Server::start_with(&data, Some(&config), self.clock.as_deref())
     }
 
     pub fn client(&self) -> RawClient {

@@ -52,6 +52,11 @@ impl Ra {
         self.authority.store()
     }
 
+    /// The process's metrics (the front end counts requests in them).
+    pub fn metrics(&self) -> &castellan_authority::metrics::Metrics {
+        self.authority.metrics()
+    }
+
     /// Now, in Unix seconds, by the authority's clock.
     pub fn now(&self) -> i64 {
         self.authority.clock().unix()

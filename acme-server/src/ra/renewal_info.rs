@@ -58,21 +58,7 @@ pub struct RenewalInfo {
     pub explanation_url: Option<String>,
 }
 
-/// The window: centred at two thirds of the lifetime, a tenth of the lifetime wide; or, for a certificate that
-/// was revoked or that an operator marked due, a window that has already begun, so clients renew at once.
-pub fn renewal_window(certificate: &CertificateRecord, now: i64) -> (i64, i64) {
-    let lifetime = (certificate.not_after - certificate.not_before).max(1);
-    let due_now =
-        certificate.status == CertificateStatus::Revoked || certificate.renewal_due_at.is_some_and(|due| due <= now);
-    if due_now {
-        // RFC 9773 §4.2: a window in the past tells clients to renew immediately.
-        let start = now - lifetime / 10 - 1;
-        return (start, now - 1);
-    }
-    let centre = certificate.not_before + lifetime * 2 / 3;
-    let half_width = lifetime / 20;
-    (centre - half_width, centre + half_width)
-}
+pub use castellan_authority::renewal::renewal_window;
 
 pub use castellan_authority::clock::rfc3339;
 

@@ -58,11 +58,26 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/cert/{id}", post(certificate::download))
         .route("/revoke-cert", post(certificate::revoke))
         .route("/renewal-info/{cert_id}", get(certificate::renewal_info))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&wfe), count_request))
         .fallback(unknown_resource)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&wfe), acme_headers))
         .with_state(wfe);
     Router::new().nest(urls::PREFIX, routes)
+}
+
+/// `castellan_acme_requests_total{endpoint, status}`: the endpoint is the route's template ("/order/{id}"), so the
+/// label's values are as few as the routes.
+async fn count_request(
+    State(wfe): State<Arc<Wfe>>,
+    path: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = path.as_str().strip_prefix(urls::PREFIX).unwrap_or(path.as_str()).to_owned();
+    let response = next.run(request).await;
+    wfe.ra.metrics().acme_request(endpoint, response.status().as_u16());
+    response
 }
 
 async fn unknown_resource() -> AcmeError {

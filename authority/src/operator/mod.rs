@@ -7,11 +7,13 @@
 mod accounts;
 mod audit;
 mod certificates;
+mod domains;
 mod groups;
 mod tokens;
 pub mod views;
 
 pub use certificates::{CertificateSearch, Selector};
+pub use domains::{DEFAULT_PROFILE, DomainSearch, ExpiringSearch, INTERNAL_ISSUER, NewDomain};
 
 use crate::Authority;
 use crate::error::{AuthorityError, Result};
@@ -27,17 +29,33 @@ pub const MAX_LIMIT: i64 = 1000;
 pub struct Operator {
     store: Store,
     authority: Option<Authority>,
+    /// The configured policy of the default group, for when the store holds none (`acme.default_policy`).
+    default_policy: Option<serde_json::Value>,
 }
 
 impl Operator {
     /// Actions on the store alone: everything but issuing and creating EAB credentials.
     pub fn new(store: Store) -> Operator {
-        Operator { store, authority: None }
+        Operator { store, authority: None, default_policy: None }
     }
 
     /// Every action, the token's included.
     pub fn with_authority(authority: Authority) -> Operator {
-        Operator { store: authority.store().clone(), authority: Some(authority) }
+        Operator { store: authority.store().clone(), authority: Some(authority), default_policy: None }
+    }
+
+    /// The default group's policy from the configuration, used when the store holds none.
+    pub fn with_default_policy(mut self, policy: Option<serde_json::Value>) -> Operator {
+        self.default_policy = policy;
+        self
+    }
+
+    /// The Prometheus exposition: this process's counters (where the authority runs) and the state in the store.
+    pub async fn metrics(&self) -> Result<String> {
+        match &self.authority {
+            Some(authority) => authority.metrics().render(&self.store).await,
+            None => crate::metrics::Metrics::new().render(&self.store).await,
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -6,7 +6,8 @@ use castellan_store::acme::AccountRecord;
 use castellan_store::admin::{EabRecord, GroupRecord, TokenRecord};
 use castellan_store::audit::{AuditEntry, AuditVerification};
 use castellan_store::inventory::CertificateRecord;
-use castellan_store::{AccountId, CertificateId, GroupId, TokenId};
+use castellan_store::lifecycle::{Expiring, ManagedRecord, RotationRecord, RotationStatus};
+use castellan_store::{AccountId, CertificateId, GroupId, ManagedId, RotationId, TokenId};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -308,4 +309,155 @@ impl TokenView {
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
+}
+
+/// A managed certificate and its renewal state.
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainView {
+    pub id: ManagedId,
+    pub domain: String,
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub profile: String,
+    pub key_type: String,
+    pub group: String,
+    pub lifetime_secs: Option<i64>,
+    /// active, or removed (no longer managed).
+    pub status: &'static str,
+    pub current_certificate_id: Option<CertificateId>,
+    pub renewal: DomainRenewalView,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainRenewalView {
+    /// When the scheduler next acts (None once removed).
+    pub next_attempt_at: Option<String>,
+    /// Why it will: initial, scheduled, ari, manual, revoked or reissue.
+    pub reason: Option<&'static str>,
+    /// Consecutive failed attempts; 0 after a success.
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<String>,
+    /// The rotation queued or running now, if any.
+    pub in_flight: Option<RotationView>,
+}
+
+impl DomainView {
+    /// `latest` is the newest rotation, shown as in flight when it is queued or running.
+    pub fn of(m: &ManagedRecord, latest: Option<&RotationRecord>) -> DomainView {
+        let in_flight = latest
+            .filter(|r| matches!(r.status, RotationStatus::Queued | RotationStatus::Running))
+            .map(RotationView::of);
+        DomainView {
+            id: m.id,
+            domain: m.name.clone(),
+            names: m.names.clone(),
+            issuer: m.issuer.clone(),
+            profile: m.profile.clone(),
+            key_type: m.key_type.clone(),
+            group: m.group_name.clone(),
+            lifetime_secs: m.lifetime_secs,
+            status: m.status.as_str(),
+            current_certificate_id: m.current_certificate_id,
+            renewal: DomainRenewalView {
+                next_attempt_at: maybe_time(m.next_renewal_at),
+                reason: m.renewal_reason.map(|r| r.as_str()),
+                failures: m.failures,
+                last_error: m.last_error.clone(),
+                last_attempt_at: maybe_time(m.last_attempt_at),
+                in_flight,
+            },
+            created_at: time(m.created_at),
+            updated_at: time(m.updated_at),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainPage {
+    pub domains: Vec<DomainView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /admin/domains/{domain}/certificate`: the managed certificate, its current certificate and chain, and
+/// its recent rotations, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainCertificateView {
+    pub domain: DomainView,
+    pub certificate: Option<CertificateView>,
+    /// Leaf then intermediate, as a server sends them.
+    pub chain_pem: Option<String>,
+    pub rotations: Vec<RotationView>,
+}
+
+/// One attempt to give a managed certificate a new certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct RotationView {
+    pub id: RotationId,
+    pub reason: &'static str,
+    /// queued, running, succeeded, failed or abandoned.
+    pub status: &'static str,
+    pub old_certificate_id: Option<CertificateId>,
+    pub new_certificate_id: Option<CertificateId>,
+    pub replica: Option<String>,
+    pub error: Option<String>,
+    pub triggered_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+impl RotationView {
+    pub fn of(r: &RotationRecord) -> RotationView {
+        RotationView {
+            id: r.id,
+            reason: r.reason.as_str(),
+            status: r.status.as_str(),
+            old_certificate_id: r.old_certificate_id,
+            new_certificate_id: r.new_certificate_id,
+            replica: r.replica.clone(),
+            error: r.error.clone(),
+            triggered_at: time(r.triggered_at),
+            started_at: maybe_time(r.started_at),
+            completed_at: maybe_time(r.completed_at),
+        }
+    }
+}
+
+/// A certificate expiring soon and, when Castellan manages it, its renewal state.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpiringView {
+    pub certificate: CertificateView,
+    /// The managed certificate it is the current certificate of; None when Castellan does not renew it.
+    pub managed: Option<ExpiringRenewalView>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpiringRenewalView {
+    pub domain: String,
+    pub next_attempt_at: Option<String>,
+    pub failures: i64,
+    pub last_error: Option<String>,
+}
+
+impl ExpiringView {
+    pub fn of(e: &Expiring) -> ExpiringView {
+        ExpiringView {
+            certificate: CertificateView::of(&e.certificate),
+            managed: e.managed.as_ref().map(|m| ExpiringRenewalView {
+                domain: m.name.clone(),
+                next_attempt_at: maybe_time(m.next_renewal_at),
+                failures: m.failures,
+                last_error: m.last_error.clone(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpiringPage {
+    pub days: u64,
+    pub certificates: Vec<ExpiringView>,
+    pub next_cursor: Option<String>,
 }

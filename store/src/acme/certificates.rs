@@ -6,6 +6,7 @@ use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::ids::CertificateId;
 use crate::inventory::CertificateRecord;
+use crate::lifecycle::RenewalReason;
 use crate::revocation::ReasonCode;
 use crate::write::Durability;
 use serde_json::json;
@@ -70,6 +71,7 @@ impl Store {
         crate::revocation::insert_revocation(&mut tx, certificate_id, reason, now, revoked_by, epoch)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { already() } else { e.into() })?;
+        crate::lifecycle::pull_renewal_in(&mut tx, certificate_id, RenewalReason::Revoked, now).await?;
         let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
         audit(&mut tx, actor, "certificate.revoke", Kind::Certificate.subject(certificate_id), details).await?;
         tx.commit().await?;
