@@ -117,7 +117,7 @@ fn admin_api_authenticates_every_operation_and_audits_every_change() {
     let document = document.json();
     assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.0")));
     let ops = operations(&document);
-    assert_eq!(ops.len(), 31, "{ops:?}");
+    assert_eq!(ops.len(), 33, "{ops:?}");
     let wrong = format!("cst_{}", "A".repeat(43));
     for (method, path, scope) in &ops {
         let path = concrete(path);

@@ -108,6 +108,14 @@ fn a_three_minute_certificate_is_renewed_twice_on_its_own_with_new_keys() {
     assert_eq!(status, 409);
 
     let first = admin.wait_for("app.castellan.test", "the first issuance", |v| current_id(v).is_some());
+    // /health reports each part, the scheduler's included.
+    let health = admin.http.send("GET", &acme.server.url("/health"), &[], None);
+    assert_eq!(health.status, 200, "{}", health.text());
+    let checks = health.json()["checks"].clone();
+    for part in ["store", "token", "scheduler", "renewals"] {
+        assert_eq!(checks[part]["ok"], true, "{part}: {checks}");
+    }
+    assert!(checks["token"]["detail"] == "logged in", "{checks}");
     openssl_verifies(acme.dir.path(), &acme.ca, first["chain_pem"].as_str().unwrap(), "www.app.castellan.test");
     let mut seen = vec![current_id(&first).unwrap()];
     let mut keys = HashSet::from([first["certificate"]["spki_sha256"].as_str().unwrap().to_owned()]);
@@ -269,4 +277,34 @@ async fn two_replicas_on_postgresql_renew_each_certificate_exactly_once() {
     );
     let replicas = count("SELECT COUNT(DISTINCT replica) FROM rotations").await;
     eprintln!("rotations done by {replicas} replica(s)");
+}
+
+#[test]
+fn reissue_all_gives_every_managed_certificate_a_new_key_and_waits_for_it() {
+    let acme = Acme::start_with_fake_clock("");
+    let data = acme.dir.path().join("var");
+    let config = acme.dir.path().join("castellan.toml");
+    let admin = Admin::new(&data, &acme.ca, &acme.server);
+    let names: Vec<String> = (0..12).map(|i| format!("re{i}.castellan.test")).collect();
+    for name in &names {
+        admin.expect(201, "POST", "/domains", Some(json!({"domain": name, "lifetime_secs": 86_400})));
+    }
+    let before: Vec<Value> =
+        names.iter().map(|n| admin.wait_for(n, "the first issuance", |v| current_id(v).is_some())).collect();
+
+    // The CLI on the CA's machine marks them and follows the running server's progress to the end.
+    let out = run(castellan().arg("--data-dir").arg(&data).arg("--config").arg(&config).args(["reissue", "--all"]));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("re-issue complete: 12"), "{}", text(&out.stdout));
+
+    for (name, old) in names.iter().zip(&before) {
+        let view = admin.expect(200, "GET", &format!("/domains/{name}/certificate"), None);
+        assert_ne!(view["certificate"]["id"], old["certificate"]["id"], "{name}");
+        assert_ne!(view["certificate"]["spki_sha256"], old["certificate"]["spki_sha256"], "{name}: a new key");
+        assert_eq!(view["rotations"][0]["reason"], "reissue");
+    }
+    let progress = admin.expect(200, "GET", "/reissues", None);
+    assert_eq!((progress["remaining"].as_i64(), progress["reissued"].as_i64()), (Some(0), Some(12)));
+    let (status, _) = admin.call("POST", "/reissues", Some(json!({"all": true, "issuer_key_id": "ab"})));
+    assert_eq!(status, 400, "exactly one of all and issuer_key_id");
 }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use castellan_authority::operator::{DomainSearch, ExpiringSearch, NewDomain};
+use castellan_authority::operator::{DomainSearch, ExpiringSearch, NewDomain, ReissueRequest};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -64,4 +64,18 @@ pub(super) async fn remove(
 pub(super) async fn expiring(State(state): State<Shared>, uri: Uri) -> Result<Response, AdminError> {
     let search: ExpiringSearch = query(&uri)?;
     Ok(Json(state.operator.expiring(search).await?).into_response())
+}
+
+/// 202: marked; the scheduler issues them. The body says how many were marked and where the whole stands.
+pub(super) async fn reissue(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let request: ReissueRequest = json_body(&body)?;
+    Ok((StatusCode::ACCEPTED, Json(state.operator.reissue(request, &caller.actor()).await?)).into_response())
+}
+
+pub(super) async fn reissue_progress(State(state): State<Shared>) -> Result<Response, AdminError> {
+    Ok(Json(state.operator.reissue_progress().await?).into_response())
 }

@@ -44,6 +44,15 @@ impl Hsm {
         &self.inner.token_label
     }
 
+    /// Whether a session of the pool is logged in as the user (what `/health` reports about the token).
+    pub fn logged_in(&self) -> Result<bool> {
+        use cryptoki::session::SessionState;
+        self.with_session(|session| {
+            let info = session.get_session_info().map_err(HsmError::pkcs11("C_GetSessionInfo"))?;
+            Ok(matches!(info.session_state(), SessionState::RoUser | SessionState::RwUser))
+        })
+    }
+
     /// How many sessions the pool may open at once.
     pub fn session_capacity(&self) -> usize {
         self.inner.pool.capacity()

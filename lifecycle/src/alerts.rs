@@ -90,8 +90,9 @@ pub struct Alerter {
 
 /// How long one delivery may take before it counts as failed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries claimed per pass.
-const BATCH: i64 = 100;
+/// Deliveries claimed at once, and how long the claim holds: longer than sending all of them can take.
+const BATCH: i64 = 10;
+const LEASE_SECS: i64 = 120;
 
 impl Alerter {
     pub fn new(store: Store, clock: Clock, config: AlertsConfig, replica: String) -> Result<Alerter, String> {
@@ -117,12 +118,18 @@ impl Alerter {
     /// Sends every delivery that is due, retrying failed ones later (30 s, doubling, up to an hour).
     pub async fn deliver_due(&self) -> Result<(), castellan_store::StoreError> {
         loop {
-            let claimed = self.store.claim_deliveries(&self.replica, BATCH, 60).await?;
+            let claimed = self.store.claim_deliveries(&self.replica, BATCH, LEASE_SECS).await?;
             if claimed.is_empty() {
                 return Ok(());
             }
             // One at a time: alerts are few, and a receiver that hangs costs at most SEND_TIMEOUT per delivery.
             for delivery in &claimed {
+                // A firing delivery still owed when the alert has resolved: the resolution says all there is (and
+                // sent late it would re-open what is over).
+                if delivery.state == "firing" && delivery.alert.resolved_at.is_some() {
+                    self.store.delivered(delivery).await?;
+                    continue;
+                }
                 match self.deliver(delivery).await {
                     Ok(()) => self.store.delivered(delivery).await?,
                     Err(error) => {
@@ -135,6 +142,16 @@ impl Alerter {
                     }
                 }
             }
+        }
+    }
+
+    /// Delivers for ever, `tick` apart by the clock; its own task, so a slow receiver delays only deliveries.
+    pub async fn deliver_forever(self: std::sync::Arc<Self>, tick: Duration) {
+        loop {
+            if let Err(e) = self.deliver_due().await {
+                tracing::error!(error = %e, "alert delivery pass failed; retrying");
+            }
+            self.clock.sleep(tick).await;
         }
     }
 

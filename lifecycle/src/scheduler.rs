@@ -34,10 +34,17 @@ pub struct PassReport {
 #[derive(Clone, Debug, Default)]
 pub struct SchedulerHealth {
     last_pass_at: Arc<AtomicI64>,
+    started_at: Arc<AtomicI64>,
 }
 
 impl SchedulerHealth {
-    /// Unix seconds of the last completed pass; 0 before the first.
+    /// Unix seconds when the scheduler was made (a server that never finished a pass is starting until it is
+    /// stale).
+    pub fn started_at(&self) -> i64 {
+        self.started_at.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds when the scheduler last showed it is alive (each step of a pass, and its end); 0 before.
     pub fn last_pass_at(&self) -> i64 {
         self.last_pass_at.load(Ordering::Relaxed)
     }
@@ -54,7 +61,7 @@ pub struct Scheduler {
     health: SchedulerHealth,
     last_sweep: i64,
     metrics: Arc<Metrics>,
-    alerter: Option<Alerter>,
+    alerter: Option<Arc<Alerter>>,
 }
 
 impl Scheduler {
@@ -68,14 +75,17 @@ impl Scheduler {
             config,
             replica,
             actor: Actor::castellan("scheduler"),
-            health: SchedulerHealth::default(),
+            health: SchedulerHealth {
+                started_at: Arc::new(AtomicI64::new(authority.clock().unix())),
+                ..Default::default()
+            },
             last_sweep: i64::MIN,
             alerter: None,
         }
     }
 
-    /// Alerts evaluated with every sweep and delivered on every pass.
-    pub fn with_alerts(mut self, alerter: Alerter) -> Scheduler {
+    /// Alerts evaluated with every sweep (their delivery is `Alerter::deliver_forever`'s).
+    pub fn with_alerts(mut self, alerter: Arc<Alerter>) -> Scheduler {
         self.alerter = Some(alerter);
         self
     }
@@ -98,16 +108,25 @@ impl Scheduler {
         }
     }
 
-    /// One pass: every renewal due now, then the state sweep and the alerts when due, then alert deliveries.
+    /// One pass: every renewal due now, then the state sweep and the alert evaluation when due.
     pub async fn pass(&mut self) -> Result<PassReport, castellan_store::StoreError> {
         let mut report = PassReport::default();
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
         let mut running: JoinSet<(Claim, Result<(), String>)> = JoinSet::new();
+        // A store error stops claiming but never drops the issuances in flight: a task cut off after the HSM
+        // signed would leave a pending row for what may have been signed.
+        let mut failure = None;
         loop {
             let room = self.config.concurrency.saturating_sub(running.len());
-            if room > 0 {
+            if room > 0 && failure.is_none() {
                 let limit = i64::try_from(room.min(self.config.batch)).unwrap_or(1);
-                let claims = self.store.claim_due_renewals(&self.replica, limit, lease).await?;
+                let claims = match self.store.claim_due_renewals(&self.replica, limit, lease).await {
+                    Ok(claims) => claims,
+                    Err(e) => {
+                        failure = Some(e);
+                        Vec::new()
+                    }
+                };
                 report.claimed += claims.len();
                 for claim in claims {
                     let (issuers, actor) = (self.issuers.clone(), self.actor.clone());
@@ -120,6 +139,8 @@ impl Scheduler {
                     });
                 }
             }
+            // Alive, however long the pass: /health tells a busy scheduler from a stuck one by this.
+            self.health.last_pass_at.store(self.clock.unix(), Ordering::Relaxed);
             let Some(done) = running.join_next().await else { break };
             match done {
                 Ok((claim, Ok(()))) => {
@@ -130,14 +151,21 @@ impl Scheduler {
                 Ok((claim, Err(error))) => {
                     report.failed += 1;
                     self.metrics.renewal("failed", &claim.managed.issuer);
-                    self.record_failure(&claim, &error).await?;
+                    if let Err(e) = self.record_failure(&claim, &error).await {
+                        // Its lease expires and the next claim retries it.
+                        tracing::error!(managed = %claim.managed.name, error = %e, "recording a renewal failure");
+                    }
                 }
                 // A panicking issuance leaves its lease to expire; the next claim abandons and retries it.
                 Err(e) => tracing::error!(error = %e, "a renewal task failed"),
             }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         // After the renewals, so a certificate renewed at the last moment of its window is not first reported as
-        // expiring; then the alerts that fired go out.
+        // expiring. Delivery runs in its own task (`Alerter::deliver_forever`): a receiver that hangs never
+        // delays a renewal.
         let now = self.clock.unix();
         if now.saturating_sub(self.last_sweep) >= i64::try_from(self.config.sweep_secs).unwrap_or(i64::MAX) {
             let swept = self.store.sweep_certificate_states().await?;
@@ -147,9 +175,6 @@ impl Scheduler {
                 let alerts = alerter.evaluate().await?;
                 (report.alerts_fired, report.alerts_resolved) = (alerts.fired, alerts.resolved);
             }
-        }
-        if let Some(alerter) = &self.alerter {
-            alerter.deliver_due().await?;
         }
         self.health.last_pass_at.store(self.clock.unix(), Ordering::Relaxed);
         Ok(report)

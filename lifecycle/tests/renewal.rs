@@ -158,5 +158,9 @@ async fn names_outside_the_policy_are_refused_when_added() {
     let mut bad = domain("ok.corp.example", 180);
     bad.sans = vec!["::ffff:10.0.0.1".into()];
     assert!(h.operator.add_domain(bad, &actor).await.is_err());
+    for (lifetime, why) in [(10, "too short"), (10 * 365 * 86_400, "longer than profile")] {
+        let err = h.operator.add_domain(domain("ok.corp.example", lifetime), &actor).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+    }
     assert!(h.operator.domains(Default::default()).await.unwrap().domains.is_empty());
 }

@@ -57,6 +57,19 @@ pub enum Noun {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Re-issue managed certificates now with new keys (after an incident): every one, or those issued under one
+    /// issuer key. Resumable: the running servers do the work, and pick it up again after a restart.
+    #[command(group(clap::ArgGroup::new("which_reissue").required(true).args(["all", "issuer"])))]
+    Reissue {
+        #[arg(long)]
+        all: bool,
+        /// The issuer's key identifier (hex, as `castellan certificate show` prints issuer_key_id).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Return once marked, without following the progress.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Any admin API call, printing its JSON: `castellan api GET /groups`.
     Api {
         method: String,
@@ -259,7 +272,11 @@ pub enum EabCommand {
         key_id: Option<String>,
     },
     /// Delete a credential no account used.
-    Delete { key_id: String },
+    Delete {
+        /// Accepted even when it starts with '-' (ids made elsewhere may).
+        #[arg(allow_hyphen_values = true)]
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -355,6 +372,7 @@ pub async fn run(context: Context, noun: Noun) -> Result<ExitCode> {
             let intact = answer["intact"].as_bool().unwrap_or(false);
             return Ok(if intact { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
+        Noun::Reissue { all, issuer, no_wait } => return reissue(&context, all, issuer, no_wait).await,
         Noun::Api { method, path, data } => {
             let body = data.map(|d| serde_json::from_str(&d).context("--data is not JSON")).transpose()?;
             let method = method.to_ascii_uppercase();
@@ -547,6 +565,50 @@ fn token(command: TokenCommand) -> Call {
         // Handled before: it is not an API call.
         TokenCommand::Bootstrap { .. } => Call::get("/tokens", print::tokens),
     }
+}
+
+/// Marks, then follows the progress until nothing is left (a bar in a terminal, a line per change otherwise).
+async fn reissue(context: &Context, all: bool, issuer: Option<String>, no_wait: bool) -> Result<ExitCode> {
+    let target = Target::open(context, false).await?;
+    let body = if all { json!({ "all": true }) } else { json!({ "issuer_key_id": issuer }) };
+    let answer = target.call("POST", "/reissues", Some(body)).await?;
+    let total = answer["progress"]["remaining"].as_u64().unwrap_or(0);
+    if context.json && no_wait {
+        println!("{answer}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{} marked for re-issue now; {total} to go (the running servers issue them)", answer["marked"]);
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} re-issued, {msg} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut last = None;
+    let progress = loop {
+        let progress = target.call("GET", "/reissues", None).await?;
+        let remaining = progress["remaining"].as_u64().unwrap_or(0);
+        let failing = progress["failing"].as_u64().unwrap_or(0);
+        bar.set_position(total.saturating_sub(remaining));
+        bar.set_message(format!("{failing} failing"));
+        if bar.is_hidden() && last != Some(remaining) {
+            eprintln!("{} of {total} re-issued, {failing} failing", total.saturating_sub(remaining));
+        }
+        last = Some(remaining);
+        if remaining == 0 {
+            break progress;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    bar.finish();
+    if context.json {
+        println!("{progress}");
+    } else {
+        println!("re-issue complete: {total} managed certificates have new keys and certificates");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The first token: made on the database directly, since the API needs a token to make one.

@@ -114,6 +114,7 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
     let operator = Operator::with_authority(authority.clone()).with_default_policy(default_policy.clone());
     let admin = castellan_admin::router(operator);
     let scheduler = lifecycle_scheduler(&authority, &settings, default_policy)?;
+    let scheduler_health = scheduler.health();
     tokio::spawn(scheduler.run());
     let acme = castellan_acme_server::router(authority.clone(), validator, settings.acme.clone());
     let ca = authority.ca();
@@ -122,6 +123,10 @@ pub async fn run(settings: Settings, clock: Clock) -> Result<()> {
         chain_pem: ca.chain_pem.clone(),
         issuer: ca.issuer_dn.clone(),
         token: ca.hsm().token_label().to_owned(),
+        authority: authority.clone(),
+        scheduler: scheduler_health,
+        // A pass renews everything due before it ends: allow a long one before calling the scheduler stuck.
+        scheduler_stale_secs: i64::try_from(settings.lifecycle.tick_secs.saturating_mul(10).max(120)).unwrap_or(120),
     })
     .merge(acme)
     .merge(admin)
@@ -159,6 +164,8 @@ fn lifecycle_scheduler(
         Alerter::new(authority.store().clone(), authority.clock().clone(), settings.alerts.clone(), replica.clone())
             .map_err(anyhow::Error::msg)
             .context("[alerts]")?;
+    let alerter = Arc::new(alerter);
+    tokio::spawn(Arc::clone(&alerter).deliver_forever(Duration::from_secs(settings.lifecycle.tick_secs)));
     Ok(Scheduler::new(authority, issuers, settings.lifecycle.clone(), replica).with_alerts(alerter))
 }
 

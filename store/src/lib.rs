@@ -84,6 +84,12 @@ impl Store {
     }
 
     /// Now, as the store writes it.
+    /// One round trip to the database: whether it answers (what `/health` reports about the store).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub fn now(&self) -> i64 {
         self.time.unix_now()
     }

@@ -321,7 +321,7 @@ impl Store {
             let epoch = next_epoch(&mut tx).await?;
             for (id, _) in &revoked {
                 insert_revocation(&mut tx, *id, reason, now, revoked_by, epoch).await?;
-                crate::lifecycle::pull_renewal_in(&mut tx, *id, RenewalReason::Revoked, now).await?;
+                crate::lifecycle::pull_renewal_in(&mut tx, self.backend(), *id, RenewalReason::Revoked, now).await?;
             }
             for (id, serial) in &revoked {
                 let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
@@ -359,7 +359,7 @@ impl Store {
                 },
             });
         };
-        crate::lifecycle::pull_renewal_in(&mut tx, certificate_id, RenewalReason::Ari, now).await?;
+        crate::lifecycle::pull_renewal_in(&mut tx, self.backend(), certificate_id, RenewalReason::Ari, now).await?;
         let details = json!({ "serial": serial, "renewal_due_at": now });
         audit_in(&mut tx, actor, "certificate.renewal_due", format!("certificate:{certificate_id}"), details).await?;
         tx.commit().await?;

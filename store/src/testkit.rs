@@ -13,6 +13,13 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestStore {
+    /// The same database again (a second handle for another component); `other` keeps it alive.
+    pub fn sharing(other: &TestStore) -> TestStore {
+        TestStore { store: other.store.clone(), url: other.url.clone(), _dir: None }
+    }
+}
+
 pub async fn sqlite() -> TestStore {
     sqlite_in(tempfile::tempdir().expect("temporary directory")).await
 }

@@ -22,6 +22,8 @@ use std::time::Duration;
 pub const INTERNAL_ISSUER: &str = "internal";
 /// The profile of managed certificates unless one is named.
 pub const DEFAULT_PROFILE: &str = "tls-server";
+/// The shortest lifetime a managed certificate may ask for: renewals come every two thirds of it.
+pub const MIN_LIFETIME_SECS: u64 = 60;
 /// How many rotations a domain's view shows.
 const ROTATIONS_SHOWN: i64 = 10;
 
@@ -124,8 +126,20 @@ impl Operator {
                 )));
             }
         }
-        if new.lifetime_secs == Some(0) {
-            return Err(AuthorityError::invalid("lifetime_secs must be at least 1"));
+        if let Some(secs) = new.lifetime_secs
+            && secs < MIN_LIFETIME_SECS
+        {
+            return Err(AuthorityError::invalid(format!(
+                "lifetime_secs {secs} is too short: at least {MIN_LIFETIME_SECS} (renewed at two thirds of it)"
+            )));
+        }
+        if let (Some(authority), Some(secs)) = (&self.authority, new.lifetime_secs)
+            && let Some(max) = authority.ca().issuer.profiles().get(&profile).map(|p| p.max_lifetime.as_secs())
+            && secs > max
+        {
+            return Err(AuthorityError::invalid(format!(
+                "lifetime_secs {secs} is longer than profile {profile:?} allows ({max})"
+            )));
         }
         let lifetime_secs = new.lifetime_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
         let group_name = new.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
@@ -251,5 +265,49 @@ impl Operator {
             certificates: page.items.iter().map(ExpiringView::of).collect(),
             next_cursor: page.next_cursor,
         })
+    }
+}
+
+/// `POST /admin/reissues`: exactly one of these.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueRequest {
+    /// Every active managed certificate.
+    #[serde(default)]
+    pub all: bool,
+    /// Those whose current certificate was issued under this issuer key identifier (hex, the AKI).
+    pub issuer_key_id: Option<String>,
+}
+
+/// A mass re-issue asked for, and where it stands.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReissueView {
+    /// Newly marked by this request (0 when asked again).
+    pub marked: u64,
+    pub progress: castellan_store::lifecycle::ReissueProgress,
+}
+
+impl Operator {
+    /// Re-issues managed certificates with new keys, all or those under one issuer key (a compromised
+    /// intermediate): marked now, issued by the scheduler at its bounded concurrency, resumed after a restart.
+    pub async fn reissue(&self, request: ReissueRequest, actor: &Actor) -> Result<ReissueView> {
+        let key = match (request.all, request.issuer_key_id) {
+            (true, None) => None,
+            (false, Some(hex_text)) => {
+                let key = hex::decode(hex_text.replace(':', ""))
+                    .map_err(|_| AuthorityError::invalid(format!("issuer_key_id {hex_text:?} is not hex")))?;
+                if key.is_empty() {
+                    return Err(AuthorityError::invalid("issuer_key_id is empty"));
+                }
+                Some(key)
+            }
+            _ => return Err(AuthorityError::invalid("give exactly one of all: true or issuer_key_id")),
+        };
+        let marked = self.store.request_reissue(key.as_deref(), actor.as_str()).await?;
+        Ok(ReissueView { marked, progress: self.store.reissue_progress().await? })
+    }
+
+    pub async fn reissue_progress(&self) -> Result<castellan_store::lifecycle::ReissueProgress> {
+        Ok(self.store.reissue_progress().await?)
     }
 }

@@ -13,7 +13,9 @@ mod tokens;
 pub mod views;
 
 pub use certificates::{CertificateSearch, Selector};
-pub use domains::{DEFAULT_PROFILE, DomainSearch, ExpiringSearch, INTERNAL_ISSUER, NewDomain};
+pub use domains::{
+    DEFAULT_PROFILE, DomainSearch, ExpiringSearch, INTERNAL_ISSUER, NewDomain, ReissueRequest, ReissueView,
+};
 
 use crate::Authority;
 use crate::error::{AuthorityError, Result};

@@ -71,7 +71,7 @@ impl Store {
         crate::revocation::insert_revocation(&mut tx, certificate_id, reason, now, revoked_by, epoch)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { already() } else { e.into() })?;
-        crate::lifecycle::pull_renewal_in(&mut tx, certificate_id, RenewalReason::Revoked, now).await?;
+        crate::lifecycle::pull_renewal_in(&mut tx, self.backend(), certificate_id, RenewalReason::Revoked, now).await?;
         let details = json!({ "serial": serial, "reason": reason.get(), "revoked_by": revoked_by });
         audit(&mut tx, actor, "certificate.revoke", Kind::Certificate.subject(certificate_id), details).await?;
         tx.commit().await?;

@@ -9,6 +9,7 @@ use crate::acme::{audit, check_limit, check_text};
 use crate::error::{Result, StoreError};
 use crate::ids::ManagedId;
 use crate::write::{Durability, WriteTx};
+use serde::Serialize;
 use serde_json::json;
 
 /// A filter over managed certificates, one page at a time in name order.
@@ -190,7 +191,9 @@ impl Store {
                 .await?;
         let rotation = queue_rotation_in(&mut tx, id, reason, current).await?;
         sqlx::query(
-            "UPDATE managed_certificates SET next_renewal_at = $1, renewal_reason = $2, updated_at = $1 WHERE id = $3",
+            "UPDATE managed_certificates SET next_renewal_at = $1, \
+             renewal_reason = CASE WHEN renewal_reason = 'reissue' THEN 'reissue' ELSE $2 END, updated_at = $1 \
+             WHERE id = $3",
         )
         .bind(now)
         .bind(reason.as_str())
@@ -232,6 +235,9 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         let managed = managed_in(&mut tx, id).await?;
+        if let Some(current) = managed.current_certificate_id {
+            super::queue::leave_renewing_in(&mut tx, current).await?;
+        }
         audit(
             &mut tx,
             actor,
@@ -290,6 +296,60 @@ pub(crate) async fn queue_rotation_in(
     .fetch_one(&mut ***tx)
     .await?;
     rotation_from_row(&row)
+}
+
+/// Where a mass re-issue stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReissueProgress {
+    /// Active managed certificates still marked for re-issue.
+    pub remaining: i64,
+    /// Of those, how many failed their last attempt (and are backing off).
+    pub failing: i64,
+    /// Re-issue rotations that succeeded, ever.
+    pub reissued: i64,
+}
+
+impl Store {
+    /// Marks every active managed certificate — or those whose current certificate was issued under the issuer
+    /// key `issuer_key_id` (a compromised intermediate) — for re-issue now, with a new key. The scheduler does
+    /// the work at its bounded concurrency; the marks are in the store, so a restart resumes it. Those already
+    /// marked are left alone: asking twice marks nothing twice. Audit "managed.reissue".
+    pub async fn request_reissue(&self, issuer_key_id: Option<&[u8]>, actor: &str) -> Result<u64> {
+        let mut tx = self.begin_write(Durability::Durable).await?;
+        let now = tx.now;
+        let filter = match issuer_key_id {
+            Some(_) => " AND current_certificate_id IN (SELECT id FROM certificates WHERE issuer_key_id = $2)",
+            None => "",
+        };
+        let sql = format!(
+            "UPDATE managed_certificates SET next_renewal_at = $1, renewal_reason = 'reissue', updated_at = $1 \
+             WHERE status = 'active' AND (renewal_reason IS NULL OR renewal_reason <> 'reissue'){filter}"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        if let Some(key) = issuer_key_id {
+            query = query.bind(key);
+        }
+        let marked = query.execute(&mut **tx).await?.rows_affected();
+        let details = json!({ "marked": marked, "issuer_key_id": issuer_key_id.map(hex::encode) });
+        audit(&mut tx, actor, "managed.reissue", "managed:*".to_owned(), details).await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    pub async fn reissue_progress(&self) -> Result<ReissueProgress> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS remaining, COALESCE(SUM(CASE WHEN failures > 0 THEN 1 ELSE 0 END), 0) AS failing \
+             FROM managed_certificates WHERE status = 'active' AND renewal_reason = 'reissue'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let reissued: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM rotations WHERE reason = 'reissue' AND status = 'succeeded'")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(ReissueProgress { remaining: row.try_get("remaining")?, failing: row.try_get("failing")?, reissued })
+    }
 }
 
 /// A generated key as the store keeps it: sealed, with what it was sealed under.

@@ -14,7 +14,7 @@ mod tests;
 
 pub use alerts::{AlertRecord, AlertReport, Delivery};
 pub use gauges::{LiveCertificate, QueueState};
-pub use managed::{ManagedQuery, SealedKey};
+pub use managed::{ManagedQuery, ReissueProgress, SealedKey};
 pub use model::{
     Claim, Expiring, ManagedCompletion, ManagedRecord, ManagedStatus, NewManaged, RenewalReason, RotationRecord,
     RotationStatus, SweepReport,

@@ -171,28 +171,38 @@ impl Store {
         let error: String = error.replace('\0', "").chars().take(2000).collect();
         let mut tx = self.begin_write(Durability::Durable).await?;
         let now = tx.now;
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE managed_certificates SET failures = failures + 1, last_error = $1, next_renewal_at = $2, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
-             WHERE id = $4 AND status = 'active' AND lease_owner = $5 RETURNING failures",
+        // The rotation first: one abandoned meanwhile (its lease expired and the renewal was claimed again, by
+        // another replica or this one) must not count a failure against the attempt that replaced it.
+        let still_running = sqlx::query(
+            "UPDATE rotations SET status = 'failed', error = $1, completed_at = $2 WHERE id = $3 AND status = 'running'",
         )
         .bind(&error)
-        .bind(retry_at)
         .bind(now)
-        .bind(claim.managed.id)
-        .bind(&claim.lease_owner)
-        .fetch_optional(&mut **tx)
-        .await?;
+        .bind(claim.rotation.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let failures: Option<i64> = if still_running {
+            sqlx::query_scalar(
+                "UPDATE managed_certificates SET failures = failures + 1, last_error = $1, next_renewal_at = $2, \
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+                 WHERE id = $4 AND status = 'active' AND lease_owner = $5 RETURNING failures",
+            )
+            .bind(&error)
+            .bind(retry_at)
+            .bind(now)
+            .bind(claim.managed.id)
+            .bind(&claim.lease_owner)
+            .fetch_optional(&mut **tx)
+            .await?
+        } else {
+            None
+        };
         let Some(failures) = failures else {
             tx.commit().await?;
             return Ok(None);
         };
-        sqlx::query("UPDATE rotations SET status = 'failed', error = $1, completed_at = $2 WHERE id = $3 AND status = 'running'")
-            .bind(&error)
-            .bind(now)
-            .bind(claim.rotation.id)
-            .execute(&mut **tx)
-            .await?;
         if let Some(current) = claim.managed.current_certificate_id {
             leave_renewing_in(&mut tx, current).await?;
         }
@@ -234,15 +244,23 @@ async fn make_current_in(
     old: Option<CertificateId>,
 ) -> Result<()> {
     let now = tx.now;
+    // A mass re-issue asked for after this rotation began still wants a certificate issued after it asked: keep
+    // the mark, and the renewal due now.
+    let reason: String = sqlx::query_scalar("SELECT reason FROM rotations WHERE id = $1")
+        .bind(completion.rotation_id)
+        .fetch_one(&mut ***tx)
+        .await?;
     sqlx::query(
-        "UPDATE managed_certificates SET current_certificate_id = $1, next_renewal_at = $2, \
-         renewal_reason = 'scheduled', lease_owner = NULL, lease_expires_at = NULL, failures = 0, last_error = NULL, \
-         updated_at = $3 WHERE id = $4",
+        "UPDATE managed_certificates SET current_certificate_id = $1, \
+         next_renewal_at = CASE WHEN renewal_reason = 'reissue' AND $5 <> 'reissue' THEN $3 ELSE $2 END, \
+         renewal_reason = CASE WHEN renewal_reason = 'reissue' AND $5 <> 'reissue' THEN 'reissue' ELSE 'scheduled' END, \
+         lease_owner = NULL, lease_expires_at = NULL, failures = 0, last_error = NULL, updated_at = $3 WHERE id = $4",
     )
     .bind(new)
     .bind(completion.next_renewal_at)
     .bind(now)
     .bind(completion.managed_id)
+    .bind(reason)
     .execute(&mut ***tx)
     .await?;
     if let Some(old) = old {
@@ -274,7 +292,7 @@ async fn make_current_in(
 }
 
 /// A certificate whose renewal stopped goes back to what its age says it is.
-async fn leave_renewing_in(tx: &mut WriteTx, certificate: CertificateId) -> Result<()> {
+pub(crate) async fn leave_renewing_in(tx: &mut WriteTx, certificate: CertificateId) -> Result<()> {
     let now = tx.now;
     sqlx::query(&format!(
         "UPDATE certificates SET updated_at = $1, status = CASE WHEN {EXPIRING_SOON} THEN 'expiring_soon' \
@@ -287,17 +305,28 @@ async fn leave_renewing_in(tx: &mut WriteTx, certificate: CertificateId) -> Resu
     Ok(())
 }
 
-/// A revoked (or operator-marked) certificate that is some managed certificate's current one: renew it now.
+/// A revoked (or operator-marked) certificate that is some managed certificate's current one: renew it now. A
+/// re-issue mark stays (its progress counts it).
+///
+/// Revocation locks the certificate row first and the scheduler the managed row first; so that the two can never
+/// wait on each other (a PostgreSQL deadlock), a managed row a scheduler holds is skipped here: that scheduler is
+/// replacing the certificate already, or will retry it.
 pub(crate) async fn pull_renewal_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     certificate: CertificateId,
     reason: RenewalReason,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE managed_certificates SET next_renewal_at = $1, renewal_reason = $2, updated_at = $1 \
-         WHERE current_certificate_id = $3 AND status = 'active'",
-    )
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    sqlx::query(&format!(
+        "UPDATE managed_certificates SET next_renewal_at = $1, \
+         renewal_reason = CASE WHEN renewal_reason = 'reissue' THEN 'reissue' ELSE $2 END, updated_at = $1 \
+         WHERE id IN (SELECT id FROM managed_certificates WHERE current_certificate_id = $3 AND status = 'active'{lock})"
+    ))
     .bind(now)
     .bind(reason.as_str())
     .bind(certificate)

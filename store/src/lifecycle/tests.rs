@@ -171,6 +171,21 @@ async fn a_dead_replicas_lease_expires_and_its_late_result_changes_nothing() {
         let (mine, current) = complete(&store, issuer, &alive, DAY).await;
         assert!(current);
         assert_eq!(store.managed(alive.managed.id).await.expect("managed").current_certificate_id, Some(mine));
+
+        // The same replica claiming again after its own lease ran out: the first attempt's late failure must not
+        // count against the second, still running.
+        store.request_renewal("lease.corp.example", RenewalReason::Manual, ACTOR).await.expect("renew");
+        let slow = store.claim_due_renewals("replica-alive", 10, 300).await.expect("claim").remove(0);
+        time.advance(301);
+        let again = store.claim_due_renewals("replica-alive", 10, 300).await.expect("claim").remove(0);
+        assert_eq!(store.fail_rotation(&slow, "late", store.now() + 60, ACTOR).await.expect("fail"), None);
+        let record = store.managed(again.managed.id).await.expect("managed");
+        assert_eq!((record.failures, record.lease_owner.as_deref()), (0, Some("replica-alive")));
+        assert_eq!(store.rotations(record.id, 1).await.expect("rotations")[0].status, RotationStatus::Running);
+
+        // Removed while renewing: its certificate does not stay "renewing".
+        store.remove_managed("lease.corp.example", ACTOR).await.expect("remove");
+        assert_eq!(store.certificate(mine).await.expect("certificate").status, CertificateStatus::Active);
     }
 }
 
