@@ -118,7 +118,10 @@ impl Scheduler {
         let mut failure = None;
         loop {
             let room = self.config.concurrency.saturating_sub(running.len());
-            if room > 0 && failure.is_none() {
+            // Claim in batches (a claim is a write transaction with several statements): once half the slots are
+            // free, or when nothing runs, rather than one slot at a time.
+            let worth_claiming = room > 0 && (room * 2 >= self.config.concurrency || running.is_empty());
+            if worth_claiming && failure.is_none() {
                 let limit = i64::try_from(room.min(self.config.batch)).unwrap_or(1);
                 let claims = match self.store.claim_due_renewals(&self.replica, limit, lease).await {
                     Ok(claims) => claims,
