@@ -187,11 +187,9 @@ impl Operator {
         let more = found.len() as i64 > limit;
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let next_cursor = if more { found.last().map(|m| m.name.clone()) } else { None };
-        let mut domains = Vec::with_capacity(found.len());
-        for managed in &found {
-            let in_flight = self.store.rotations(managed.id, 1).await?.into_iter().next();
-            domains.push(DomainView::of(managed, in_flight.as_ref()));
-        }
+        let ids: Vec<_> = found.iter().map(|m| m.id).collect();
+        let in_flight = self.store.in_flight_rotations(&ids).await?;
+        let domains = found.iter().map(|m| DomainView::of(m, in_flight.get(&m.id))).collect();
         Ok(DomainPage { domains, next_cursor })
     }
 

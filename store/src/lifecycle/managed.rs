@@ -156,6 +156,31 @@ impl Store {
         rows.iter().map(rotation_from_row).collect()
     }
 
+    /// The rotation queued or running, if any, of each of these managed certificates: one query for a page of
+    /// them, through the index that keeps at most one in flight each.
+    pub async fn in_flight_rotations(
+        &self,
+        ids: &[ManagedId],
+    ) -> Result<std::collections::HashMap<ManagedId, RotationRecord>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {ROTATION_COLUMNS} FROM rotations WHERE status IN ('queued', 'running') AND managed_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let rotation = rotation_from_row(&row)?;
+                found.insert(rotation.managed_id, rotation);
+            }
+        }
+        Ok(found)
+    }
+
     /// Asks for a new certificate now. Idempotent: while a rotation is queued or running, that one is returned
     /// (and `false`); otherwise a queued one is created and the renewal pulled to now (and `true`). A failing
     /// certificate's back-off is cut short: the operator asked. Audit "managed.renew".
